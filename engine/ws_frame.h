@@ -10,7 +10,7 @@
  * 64-bit length rule, the message size limit (checked on headers, before payload arrives) and
  * UTF-8 of text messages across fragments, failing as soon as the first bad byte is seen.
  *
- * It owns nothing but its own state (the struct below, ~48 bytes, all-zero plus the two
+ * It owns nothing but its own state (the struct below, 40 bytes, all-zero plus the two
  * settings is a fresh parser). It does not buffer payload: the caller decides whether a chunk
  * is a whole message it can use in place or a piece it must copy aside. It knows nothing about
  * sockets or rooms. Any thread may use a parser, one at a time.
@@ -85,16 +85,16 @@ struct ws_parser {
     bool server;
     /* private */
     uint8_t _state;
-    uint8_t _hdr_have;
+    uint8_t _hdr_left;   /* extended length or key bytes still to come */
     uint8_t _opcode;     /* opcode of the frame being read */
-    uint8_t _msg_opcode; /* TEXT/BINARY while a fragmented message is open, else 0 */
-    uint8_t _fin;
+    uint8_t _msg_opcode; /* TEXT/BINARY while a data message is open, else 0 */
+    uint8_t _flags;
     uint8_t _mask_off;
+    uint8_t _utf8; /* utf8_validate() state of the open text message */
+    uint8_t _err;  /* errno once failed */
     uint8_t _mask[4];
-    uint8_t _hdr[WS_HEADER_MAX];
-    uint32_t _utf8; /* incremental UTF-8 validator state */
     uint64_t _remaining; /* payload bytes left in the current frame */
-    uint64_t _msg_len;   /* bytes of the current message so far */
+    uint64_t _msg_len;   /* payload bytes announced so far for the current message */
 };
 
 /*
@@ -108,6 +108,8 @@ struct ws_parser {
  *   -EPROTO   protocol violation (close 1002)
  *   -EILSEQ   invalid UTF-8 in a text message (close 1007)
  *   -EMSGSIZE message larger than <max_message> (close 1009)
+ * Control payloads are handed out unchecked: reassemble a CLOSE payload and pass it to
+ * ws_close_payload_check().
  */
 ssize_t ws_parser_feed(struct ws_parser *p, uint8_t *buf, size_t len, struct ws_chunk *chunk,
                        bool *got);

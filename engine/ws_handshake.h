@@ -20,6 +20,8 @@
 
 /* A request head larger than this is refused (431). */
 #define HTTP_HEAD_MAX 8192
+/* More header lines than this is a malformed request (400). */
+#define HTTP_HEADERS_MAX 64
 /* Longest room name after percent-decoding (ARCHITECTURE.md: 1 to 255 bytes). */
 #define ROOM_NAME_MAX 255
 /* Length of a Sec-WebSocket-Accept value (base64 of 20 bytes), without NUL. */
@@ -44,26 +46,39 @@ struct http_request {
     bool upgrade_websocket;        /* Upgrade: websocket (case-insensitive, token lists) */
     bool connection_upgrade;       /* Connection: contains the token "upgrade" */
     uint64_t content_length;       /* 0 when absent */
-    /* private: resume point for the next call */
-    size_t _scanned;
+    /* private: where the next call resumes, and what the lines seen so far held */
+    size_t _scanned; /* bytes examined */
+    size_t _line;    /* offset of the line being read */
+    uint16_t _nr_headers;
+    uint16_t _seen; /* single-valued headers already seen (duplicates are refused) */
 };
 
 /*
  * Parses the request head in <buf>[0..<len>). <req> must be zeroed before the first call and
- * passed unchanged to later calls on the same (grown) buffer.
+ * passed unchanged to later calls on the same (grown) buffer. The bytes already passed must not
+ * change, but the buffer may move between calls (grown with realloc): the pointers are taken
+ * from the call that completes the head. Lines end in CRLF; a bare LF or CR is malformed.
+ * A malformed line is reported as soon as it is complete, before the head is.
  * Returns the length of the head including the final CRLFCRLF (> 0), or
  *   -EAGAIN  incomplete: call again with more bytes
- *   -EPROTO  malformed request (answer 400)
+ *   -EPROTO  malformed request (answer 400), including more than HTTP_HEADERS_MAX header
+ *            lines; a duplicate Host, Origin, Authorization, Content-Length,
+ *            Sec-WebSocket-Key or Sec-WebSocket-Version; a Content-Length that is not a
+ *            uint64_t or a Sec-WebSocket-Version that is not 0..255 (RFC 6455 §4.1); any
+ *            Transfer-Encoding (bodies are framed by Content-Length only). A repeated
+ *            Sec-WebSocket-Protocol line is allowed (RFC 6455 §11.3.4); the first is kept.
  *   -E2BIG   head longer than HTTP_HEAD_MAX (answer 431)
- * Pointers in *<req> borrow <buf>.
+ * Errors are sticky: calling again returns the same error. The fields of *<req> mean something
+ * only after a call returned > 0; their pointers then borrow <buf>.
  */
 int http_request_parse(const char *buf, size_t len, struct http_request *req);
 
 enum ws_upgrade_check {
     WS_UPGRADE_OK = 0,
-    WS_UPGRADE_NOT_WEBSOCKET,  /* plain HTTP request: serve it or 426 */
-    WS_UPGRADE_BAD_VERSION,    /* 426 with Sec-WebSocket-Version: 13 */
-    WS_UPGRADE_BAD_REQUEST,    /* 400: missing/invalid key, not GET, HTTP/1.0 */
+    WS_UPGRADE_NOT_WEBSOCKET, /* plain HTTP request: serve it or 426 */
+    WS_UPGRADE_BAD_VERSION,   /* 426 with Sec-WebSocket-Version: 13 */
+    WS_UPGRADE_BAD_REQUEST,   /* 400: missing/invalid key, not GET, HTTP/1.0, no Host or
+                                 Connection: Upgrade */
 };
 
 /*
@@ -102,8 +117,10 @@ size_t ws_response_101(char *out, const char *key, size_t key_len);
  * Writes a complete HTTP/1.1 response: status line, Content-Type <content_type> (NULL means
  * "text/plain; charset=utf-8"), Content-Length, "Connection: close", the header lines in
  * <extra_headers> when not NULL (each ending in CRLF), a blank line and <body>.
+ * A <status> outside 100..599 is a caller bug: it asserts, and release builds send 500.
  * Returns the length written, or the length it would have needed when that is more than <cap>
- * (then <out> holds nothing useful). Cannot fail otherwise.
+ * (then <out> holds nothing useful; with <cap> 0, <out> may be NULL, which sizes the answer).
+ * Cannot fail otherwise.
  */
 size_t http_response(char *out, size_t cap, int status, const char *extra_headers,
                      const char *content_type, const char *body, size_t body_len);

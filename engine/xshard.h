@@ -34,9 +34,13 @@ struct xshard_env {
 
 struct xshard;
 
+/* The doorbell mask of xshard_flush() has one bit per shard. */
+#define XSHARD_MAX_SHARDS 64
+
 /*
  * Creates the mesh for <nr_shards> shards, each ring holding <ring_cap> envelopes (rounded up
- * to a power of two). Returns NULL on allocation failure.
+ * to a power of two). Returns NULL on allocation failure (errno ENOMEM), or when <nr_shards>
+ * is 0 or above XSHARD_MAX_SHARDS, or <ring_cap> above 2^31 (errno EINVAL).
  */
 struct xshard *xshard_create(unsigned nr_shards, unsigned ring_cap);
 
@@ -55,21 +59,26 @@ int xshard_push(struct xshard *x, unsigned from, unsigned to, const struct xshar
  * Returns a bitmask of the shards that must be woken (bit <to> set when <to> had announced it
  * was going to sleep and this call is the one that claimed the doorbell). Only the first 64
  * shards can be flagged; the engine caps shards at 64.
- * Sets *<pending> to true when some envelopes are still held in overflow (the ring was full):
- * the caller must flush again soon without sleeping indefinitely.
+ * Sets *<pending> (when not NULL) to true when some envelopes are still held in overflow (the
+ * ring was full): the caller must flush again soon without sleeping indefinitely.
+ * Cannot fail.
  */
 uint64_t xshard_flush(struct xshard *x, unsigned from, bool *pending);
 
 /*
  * Takes up to <max> envelopes for shard <to>, from all producers, into <out>. Envelopes from
- * one producer come out in the order they were pushed. Returns the number taken.
+ * one producer come out in the order they were pushed. Producers share <max> fairly: each gets
+ * an equal part first, and the producer served first rotates from call to call. Returns the
+ * number taken. Cannot fail.
  */
 size_t xshard_pop(struct xshard *x, unsigned to, struct xshard_env *out, size_t max);
 
 /*
  * Announces that shard <to> is about to sleep. Returns false when envelopes are already
- * waiting for it (it must not sleep: pop them first), true when it may sleep: any producer
- * that publishes afterwards will get <to>'s bit from xshard_flush().
+ * waiting for it (it must not sleep: pop them first; the announcement is withdrawn), true when
+ * it may sleep: any producer that publishes afterwards will get <to>'s bit from xshard_flush().
+ * A producer may claim the bit just before a false return, so a shard can see one spurious
+ * doorbell; it costs one extra loop iteration. Cannot fail.
  * seq_cst; pairs with the fence in xshard_flush().
  */
 bool xshard_prepare_sleep(struct xshard *x, unsigned to);

@@ -13,6 +13,7 @@
 #define RINGCAST_TIMER_H
 
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 
 #define TIMER_SLOTS 256 /* power of two */
@@ -34,7 +35,8 @@ typedef void (*timer_cb)(struct timer *t, void *arg);
 void timer_wheel_init(struct timer_wheel *w, uint32_t now);
 
 /* Arms (or re-arms) <t> to fire at second <expires> (clamped to now + 1 when not in the
- * future). Cannot fail. */
+ * future; seconds are compared across the 2^32 wrap, so <expires> must lie within 2^31 s of
+ * now). Cannot fail. */
 void timer_arm(struct timer_wheel *w, struct timer *t, uint32_t expires);
 
 /* Disarms <t>; a no-op when it is not armed. Cannot fail. */
@@ -48,8 +50,11 @@ static inline bool timer_armed(const struct timer *t)
 
 /*
  * Advances the wheel to second <now> and calls <cb>(t, <arg>) for every timer whose second has
- * come, disarming each before its call. <cb> may arm or disarm any timer, including <t>.
- * Returns the number of timers fired. Cannot fail.
+ * come, disarming each before its call. <cb> may arm or disarm any timer, including <t>; it
+ * sees w->now == <now>, and a timer it arms fires on a later call. A <now> that is not after
+ * the wheel's second is a no-op. Timers fire in order of their second, except after a jump of
+ * TIMER_SLOTS seconds or more, which visits each slot once. Returns the number of timers
+ * fired. Cannot fail.
  */
 unsigned timer_wheel_advance(struct timer_wheel *w, uint32_t now, timer_cb cb, void *arg);
 

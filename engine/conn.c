@@ -1,0 +1,658 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * conn: one connection's life on its shard.
+ *
+ *   accept -> HTTP (request head) -> WS (frames) -> CLOSING (close frame or refusal queued,
+ *   then our FIN, then the peer's EOF) -> DEAD (requests cancelled, descriptor closed) -> FREE
+ *
+ * Receive: a multishot recv picks buffers from the shard's ring; bytes are handled while the
+ * completion is processed and the buffer goes straight back, so only a partial request head,
+ * a partial control frame or a fragmented message is ever copied aside (struct rxbuf).
+ *
+ * Send: a queue of references to shared, pre-encoded frames; one send in flight per
+ * connection. When it completes, everything queued meanwhile leaves in the next send: small
+ * frames are copied into one contiguous buffer (a contiguous send is cheaper in the kernel
+ * than a vectored one, PLATFORM.md section 7), a large frame goes out from the shared msg
+ * itself. That self-clocking is the flush policy: under light load each frame leaves at once,
+ * under heavy load the frames that piled up during a send share the next one.
+ */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+
+#include "log.h"
+#include "probes.h"
+#include "shard.h"
+#include "ws_handshake.h"
+#include "xshard.h"
+
+/* Seconds a closing connection may take to finish the close handshake and send its FIN. */
+#define CLOSE_LINGER_S 2
+/* Free send buffers kept per shard; more are returned to the allocator. */
+#define SENDBUF_KEEP 64
+
+/* ---- pools ---------------------------------------------------------------------------- */
+
+static struct sq_node *node_get(struct shard *s)
+{
+    struct sq_node *n = s->node_free;
+    if (n) {
+        s->node_free = n->next;
+        return n;
+    }
+    return malloc(sizeof(*n));
+}
+
+static void node_put(struct shard *s, struct sq_node *n)
+{
+    n->next = s->node_free;
+    s->node_free = n;
+}
+
+static struct sendbuf *sendbuf_get(struct shard *s)
+{
+    struct sendbuf *b = s->sendbuf_free;
+    if (b) {
+        s->sendbuf_free = b->next_free;
+        s->nr_sendbuf_free--;
+        return b;
+    }
+    return malloc(sizeof(*b));
+}
+
+static void sendbuf_put(struct shard *s, struct sendbuf *b)
+{
+    if (s->nr_sendbuf_free >= SENDBUF_KEEP) {
+        free(b);
+        return;
+    }
+    b->next_free = s->sendbuf_free;
+    s->sendbuf_free = b;
+    s->nr_sendbuf_free++;
+}
+
+void conn_pools_fini(struct shard *s)
+{
+    while (s->node_free) {
+        struct sq_node *n = s->node_free;
+        s->node_free = n->next;
+        free(n);
+    }
+    while (s->sendbuf_free) {
+        struct sendbuf *b = s->sendbuf_free;
+        s->sendbuf_free = b->next_free;
+        free(b);
+    }
+    s->nr_sendbuf_free = 0;
+}
+
+/* ---- requests ------------------------------------------------------------------------- */
+
+static void arm_recv(struct shard *s, struct conn *c)
+{
+    struct io_uring_sqe *sqe = ring_sqe(&s->ring);
+    io_uring_prep_recv_multishot(sqe, (int)c->idx, NULL, 0, 0);
+    sqe->flags |= IOSQE_FIXED_FILE | IOSQE_BUFFER_SELECT;
+    sqe->buf_group = s->bufs.bgid;
+    io_uring_sqe_set_data64(sqe, ring_ud(OP_RECV, c->gen, c->idx));
+    c->flags |= CF_RECV_ARMED;
+}
+
+static void submit_send(struct shard *s, struct conn *c, const uint8_t *p, size_t len)
+{
+    struct io_uring_sqe *sqe = ring_sqe(&s->ring);
+    io_uring_prep_send(sqe, (int)c->idx, p, len, MSG_NOSIGNAL);
+    sqe->flags |= IOSQE_FIXED_FILE;
+    io_uring_sqe_set_data64(sqe, ring_ud(OP_SEND, c->gen, c->idx));
+    c->flags |= CF_SEND_BUSY;
+}
+
+static void submit_shutdown(struct shard *s, struct conn *c)
+{
+    struct io_uring_sqe *sqe = ring_sqe(&s->ring);
+    io_uring_prep_shutdown(sqe, (int)c->idx, SHUT_WR);
+    /* Only a failure is worth a completion; the close path does not wait for this one. */
+    sqe->flags |= IOSQE_FIXED_FILE | IOSQE_CQE_SKIP_SUCCESS;
+    io_uring_sqe_set_data64(sqe, ring_ud(OP_SHUTDOWN, c->gen, c->idx));
+    c->flags |= CF_SHUT_SENT;
+}
+
+/* The slot is freed when every request of the connection has completed. */
+static void try_finish(struct shard *s, struct conn *c)
+{
+    if (c->state != CONN_DEAD || (c->flags & (CF_RECV_ARMED | CF_SEND_BUSY)))
+        return;
+    struct io_uring_sqe *sqe = ring_sqe(&s->ring);
+    io_uring_prep_close_direct(sqe, c->idx);
+    io_uring_sqe_set_data64(sqe, ring_ud(OP_CLOSE, c->gen, c->idx));
+    /* Not FREE until the close completes: the descriptor slot is still the kernel's. */
+    c->state = CONN_RELEASING;
+}
+
+/* ---- accept --------------------------------------------------------------------------- */
+
+void conn_accepted(struct shard *s, uint32_t idx)
+{
+    struct conn *c = &s->conns[idx];
+    uint32_t gen = (c->gen + 1) & RING_GEN_MASK;
+    if (c->state != CONN_FREE)
+        log_debug("shard %u: slot %u reused before its close completed", s->id, idx);
+    memset(c, 0, sizeof(*c));
+    c->gen = gen;
+    c->idx = idx;
+    c->state = CONN_HTTP;
+    c->parser.server = true;
+    c->parser.max_message = s->eng->cfg->max_message;
+    c->last_rx = s->now;
+    s->nr_live++;
+    atomic_fetch_add_explicit(&s->stats.accepted, 1, memory_order_relaxed);
+    PROBE2(accept, s->id, idx);
+    arm_recv(s, c);
+    timer_arm(&s->wheel, &c->timer, s->now + s->eng->cfg->handshake_timeout);
+}
+
+void conn_handle_close(struct shard *s, struct conn *c)
+{
+    c->state = CONN_FREE;
+    s->nr_live--;
+}
+
+/* ---- send queue ----------------------------------------------------------------------- */
+
+static void schedule_flush(struct shard *s, struct conn *c)
+{
+    if (c->flags & (CF_IN_FLUSH | CF_SEND_BUSY))
+        return;
+    c->flags |= CF_IN_FLUSH;
+    c->flush_next = s->flush_head;
+    s->flush_head = c;
+}
+
+static void queue_append(struct shard *s, struct conn *c, struct msg *m)
+{
+    struct sq_node *n = node_get(s);
+    if (!n) {
+        msg_unref(m);
+        return;
+    }
+    n->next = NULL;
+    n->msg = m;
+    if (c->sq_tail)
+        c->sq_tail->next = n;
+    else
+        c->sq_head = n;
+    c->sq_tail = n;
+    c->queued += m->len;
+    atomic_fetch_add_explicit(&s->stats.queued_bytes, m->len, memory_order_relaxed);
+    schedule_flush(s, c);
+}
+
+/* Drops the oldest queued frame. Returns its length. */
+static uint32_t queue_drop_head(struct shard *s, struct conn *c)
+{
+    struct sq_node *n = c->sq_head;
+    uint32_t len = n->msg->len;
+    c->sq_head = n->next;
+    if (!c->sq_head)
+        c->sq_tail = NULL;
+    c->queued -= len;
+    atomic_fetch_sub_explicit(&s->stats.queued_bytes, len, memory_order_relaxed);
+    msg_unref(n->msg);
+    node_put(s, n);
+    return len;
+}
+
+static void queue_clear(struct shard *s, struct conn *c)
+{
+    while (c->sq_head)
+        queue_drop_head(s, c);
+}
+
+void conn_enqueue(struct shard *s, struct conn *c, struct msg *m)
+{
+    if (c->state == CONN_DEAD || (c->flags & CF_CLOSE_QUEUED)) {
+        msg_unref(m);
+        return;
+    }
+    /*
+     * The slow-consumer policy acts when the queue, not counting the send in flight, would
+     * pass --send-queue. A single message always fits an empty queue, so a limit below
+     * --max-message never stops an echo of a large message.
+     */
+    uint64_t limit = s->eng->cfg->send_queue;
+    if (c->sq_head && (uint64_t)c->queued + m->len > limit) {
+        if (s->eng->cfg->slow_consumer == SLOW_CLOSE) {
+            atomic_fetch_add_explicit(&s->stats.slow_close, 1, memory_order_relaxed);
+            PROBE3(slow_consumer, s->id, c->idx, 1);
+            msg_unref(m);
+            queue_clear(s, c);
+            conn_close_ws(s, c, WS_CLOSE_POLICY, "slow consumer");
+            return;
+        }
+        unsigned dropped = 0;
+        while (c->sq_head && (uint64_t)c->queued + m->len > limit) {
+            queue_drop_head(s, c);
+            dropped++;
+        }
+        atomic_fetch_add_explicit(&s->stats.slow_drop, dropped, memory_order_relaxed);
+        PROBE3(slow_consumer, s->id, c->idx, 2);
+    }
+    queue_append(s, c, m);
+}
+
+/* Starts the next send of <c>: everything queued, in one send. */
+static void conn_send(struct shard *s, struct conn *c)
+{
+    struct sq_node *n = c->sq_head;
+    if (!n) {
+        if (c->state == CONN_CLOSING && (c->flags & CF_CLOSE_QUEUED) &&
+            !(c->flags & CF_SHUT_SENT))
+            submit_shutdown(s, c);
+        return;
+    }
+    c->tx_off = 0;
+    if (!n->next || n->msg->len >= SENDBUF_CAP / 2) {
+        /* One frame, or a large one: send from the shared msg, no copy. */
+        c->tx_msg = n->msg;
+        c->sq_head = n->next;
+        if (!c->sq_head)
+            c->sq_tail = NULL;
+        c->queued -= c->tx_msg->len;
+        atomic_fetch_sub_explicit(&s->stats.queued_bytes, c->tx_msg->len,
+                                  memory_order_relaxed);
+        node_put(s, n);
+        atomic_fetch_add_explicit(&s->stats.msgs_out, 1, memory_order_relaxed);
+        submit_send(s, c, c->tx_msg->data, c->tx_msg->len);
+    } else {
+        struct sendbuf *b = sendbuf_get(s);
+        if (!b) {
+            conn_kill(s, c);
+            return;
+        }
+        b->len = 0;
+        unsigned frames = 0;
+        while (c->sq_head && b->len + c->sq_head->msg->len <= SENDBUF_CAP) {
+            struct msg *m = c->sq_head->msg;
+            memcpy(b->data + b->len, m->data, m->len);
+            b->len += m->len;
+            queue_drop_head(s, c);
+            frames++;
+        }
+        c->tx_buf = b;
+        atomic_fetch_add_explicit(&s->stats.msgs_out, frames, memory_order_relaxed);
+        submit_send(s, c, b->data, b->len);
+    }
+    atomic_fetch_add_explicit(&s->stats.sends, 1, memory_order_relaxed);
+}
+
+void conn_flush_all(struct shard *s)
+{
+    while (s->flush_head) {
+        struct conn *c = s->flush_head;
+        s->flush_head = c->flush_next;
+        c->flags &= (uint16_t)~CF_IN_FLUSH;
+        if (c->state == CONN_DEAD || (c->flags & CF_SEND_BUSY))
+            continue;
+        conn_send(s, c);
+    }
+}
+
+static void release_tx(struct shard *s, struct conn *c)
+{
+    if (c->tx_msg) {
+        msg_unref(c->tx_msg);
+        c->tx_msg = NULL;
+    }
+    if (c->tx_buf) {
+        sendbuf_put(s, c->tx_buf);
+        c->tx_buf = NULL;
+    }
+}
+
+void conn_release_memory(struct shard *s, struct conn *c)
+{
+    queue_clear(s, c);
+    release_tx(s, c);
+    free(c->rx);
+    c->rx = NULL;
+    free(c->ctl);
+    c->ctl = NULL;
+}
+
+void conn_handle_send(struct shard *s, struct conn *c, int res)
+{
+    c->flags &= (uint16_t)~CF_SEND_BUSY;
+    if (res <= 0 || c->state == CONN_DEAD) {
+        release_tx(s, c);
+        conn_kill(s, c);
+        try_finish(s, c);
+        return;
+    }
+    atomic_fetch_add_explicit(&s->stats.bytes_out, (uint64_t)res, memory_order_relaxed);
+    const uint8_t *p = c->tx_msg ? c->tx_msg->data : c->tx_buf->data;
+    uint32_t total = c->tx_msg ? c->tx_msg->len : c->tx_buf->len;
+    c->tx_off += (uint32_t)res;
+    if (c->tx_off < total) {
+        /* A short send: the socket buffer filled. The rest goes first, as it must. */
+        submit_send(s, c, p + c->tx_off, total - c->tx_off);
+        return;
+    }
+    release_tx(s, c);
+    conn_send(s, c);
+}
+
+/* ---- closing -------------------------------------------------------------------------- */
+
+static void enter_closing(struct shard *s, struct conn *c)
+{
+    room_leave(s, c);
+    c->state = CONN_CLOSING;
+    timer_arm(&s->wheel, &c->timer, s->now + CLOSE_LINGER_S);
+}
+
+void conn_close_ws(struct shard *s, struct conn *c, uint16_t code, const char *reason)
+{
+    if (c->state != CONN_WS)
+        return;
+    size_t rlen = reason ? strlen(reason) : 0;
+    if (rlen > WS_CONTROL_MAX - 2)
+        rlen = WS_CONTROL_MAX - 2;
+    size_t plen = code == WS_CLOSE_NO_STATUS ? 0 : 2 + rlen;
+    struct msg *m = msg_create(2 + plen, 0);
+    enter_closing(s, c);
+    if (!m) {
+        conn_kill(s, c);
+        return;
+    }
+    size_t h = ws_frame_header(m->data, WS_OP_CLOSE, true, plen, NULL);
+    if (plen) {
+        m->data[h] = (uint8_t)(code >> 8);
+        m->data[h + 1] = (uint8_t)code;
+        memcpy(m->data + h + 2, reason, rlen);
+    }
+    m->len = (uint32_t)(h + plen);
+    queue_append(s, c, m);
+    c->flags |= CF_CLOSE_QUEUED;
+    PROBE3(close, s->id, c->idx, code);
+}
+
+void conn_close_http(struct shard *s, struct conn *c, struct msg *m)
+{
+    enter_closing(s, c);
+    queue_append(s, c, m);
+    c->flags |= CF_CLOSE_QUEUED;
+}
+
+void conn_kill(struct shard *s, struct conn *c)
+{
+    if (c->state == CONN_FREE || c->state >= CONN_DEAD)
+        return;
+    if (c->state == CONN_WS || c->state == CONN_CLOSING)
+        room_leave(s, c);
+    if (c->state == CONN_WS)
+        PROBE3(close, s->id, c->idx, 0);
+    c->state = CONN_DEAD;
+    timer_disarm(&s->wheel, &c->timer);
+    queue_clear(s, c);
+    free(c->rx);
+    c->rx = NULL;
+    free(c->ctl);
+    c->ctl = NULL;
+    if (c->flags & CF_COUNTED) {
+        atomic_fetch_sub_explicit(&s->eng->nr_conns, 1, memory_order_relaxed);
+        atomic_fetch_sub_explicit(&s->stats.conns, 1, memory_order_relaxed);
+    }
+    if (c->flags & CF_IP_COUNTED)
+        ip_release(s->eng, c->peer_ip);
+    c->flags &= (uint16_t)~(CF_COUNTED | CF_IP_COUNTED);
+    if ((c->flags & (CF_RECV_ARMED | CF_SEND_BUSY)) && !(c->flags & CF_CANCEL_SENT)) {
+        struct io_uring_sqe *sqe = ring_sqe(&s->ring);
+        io_uring_prep_cancel_fd(sqe, (int)c->idx,
+                                IORING_ASYNC_CANCEL_FD_FIXED | IORING_ASYNC_CANCEL_ALL);
+        sqe->flags |= IOSQE_CQE_SKIP_SUCCESS;
+        io_uring_sqe_set_data64(sqe, ring_ud(OP_CANCEL, c->gen, c->idx));
+        c->flags |= CF_CANCEL_SENT;
+    }
+    try_finish(s, c);
+}
+
+void conn_on_timer(struct timer *t, void *arg)
+{
+    struct shard *s = arg;
+    struct conn *c = conn_of_timer(t);
+    const struct config *cfg = s->eng->cfg;
+    switch (c->state) {
+    case CONN_HTTP:
+        atomic_fetch_add_explicit(&s->stats.handshakes_failed, 1, memory_order_relaxed);
+        log_debug("shard %u: conn %u: handshake timeout", s->id, c->idx);
+        conn_kill(s, c);
+        return;
+    case CONN_WS: {
+        if (cfg->idle_timeout && s->now - c->last_rx >= cfg->idle_timeout) {
+            conn_close_ws(s, c, WS_CLOSE_GOING_AWAY, "idle timeout");
+            return;
+        }
+        if (cfg->ping_interval && s->now >= c->next_ping) {
+            struct msg *m = msg_create(2, 0);
+            if (m) {
+                m->len = (uint32_t)ws_frame_header(m->data, WS_OP_PING, true, 0, NULL);
+                conn_enqueue(s, c, m);
+            }
+            c->next_ping = s->now + cfg->ping_interval;
+        }
+        uint32_t next = UINT32_MAX;
+        if (cfg->ping_interval)
+            next = c->next_ping;
+        if (cfg->idle_timeout && c->last_rx + cfg->idle_timeout < next)
+            next = c->last_rx + cfg->idle_timeout;
+        if (next != UINT32_MAX)
+            timer_arm(&s->wheel, &c->timer, next);
+        return;
+    }
+    default:
+        conn_kill(s, c);
+        return;
+    }
+}
+
+/* ---- receive -------------------------------------------------------------------------- */
+
+static struct rxbuf *rx_append(struct rxbuf *rx, const uint8_t *p, size_t len, size_t limit)
+{
+    size_t have = rx ? rx->len : 0;
+    if (have + len > limit)
+        return NULL;
+    if (!rx || rx->cap < have + len) {
+        size_t cap = rx ? rx->cap : 0;
+        if (cap < 256)
+            cap = 256;
+        while (cap < have + len)
+            cap *= 2;
+        if (cap > limit)
+            cap = limit;
+        struct rxbuf *n = realloc(rx, sizeof(*n) + cap);
+        if (!n)
+            return NULL;
+        if (!rx)
+            n->len = 0;
+        n->cap = (uint32_t)cap;
+        rx = n;
+    }
+    memcpy(rx->data + rx->len, p, len);
+    rx->len += (uint32_t)len;
+    return rx;
+}
+
+static void on_message(struct shard *s, struct conn *c, uint8_t opcode, const uint8_t *p,
+                       size_t len)
+{
+    atomic_fetch_add_explicit(&s->stats.msgs_in, 1, memory_order_relaxed);
+    if (c->flags & CF_ECHO) {
+        struct msg *m = msg_frame(opcode, p, len, NULL, 0);
+        if (!m) {
+            conn_close_ws(s, c, WS_CLOSE_INTERNAL, "out of memory");
+            return;
+        }
+        conn_enqueue(s, c, m);
+        return;
+    }
+    if (c->room && room_publish(s, c, opcode, p, len) < 0)
+        conn_close_ws(s, c, WS_CLOSE_INTERNAL, "out of memory");
+}
+
+static void on_control(struct shard *s, struct conn *c, uint8_t opcode, const uint8_t *p,
+                       size_t len)
+{
+    struct msg *m;
+    switch (opcode) {
+    case WS_OP_PING:
+        /* RFC 6455 §5.5.2: answer with a pong carrying the same application data. */
+        m = msg_frame(WS_OP_PONG, p, len, NULL, 0);
+        if (m)
+            conn_enqueue(s, c, m);
+        return;
+    case WS_OP_CLOSE: {
+        uint16_t code;
+        uint16_t bad = ws_close_payload_check(p, len, &code);
+        c->flags |= CF_PEER_CLOSED;
+        if (bad) {
+            conn_close_ws(s, c, bad, "bad close frame");
+            return;
+        }
+        /* RFC 6455 §5.5.1: reply with a close frame, echoing the status code. */
+        conn_close_ws(s, c, code, NULL);
+        return;
+    }
+    default: /* PONG: its arrival already refreshed last_rx. */
+        return;
+    }
+}
+
+static void on_chunk(struct shard *s, struct conn *c, const struct ws_chunk *ch)
+{
+    if (ch->control) {
+        if (ch->frame_start && ch->frame_end) {
+            on_control(s, c, ch->opcode, ch->data, ch->len);
+            return;
+        }
+        /* A control frame split across receives: at most 125 bytes set aside. */
+        if (ch->frame_start) {
+            free(c->ctl);
+            c->ctl = malloc(WS_CONTROL_MAX);
+            c->ctl_len = 0;
+            if (!c->ctl) {
+                conn_close_ws(s, c, WS_CLOSE_INTERNAL, "out of memory");
+                return;
+            }
+        }
+        memcpy(c->ctl + c->ctl_len, ch->data, ch->len);
+        c->ctl_len = (uint8_t)(c->ctl_len + ch->len);
+        if (ch->frame_end) {
+            uint8_t *ctl = c->ctl;
+            c->ctl = NULL;
+            on_control(s, c, ch->opcode, ctl, c->ctl_len);
+            free(ctl);
+        }
+        return;
+    }
+    if (ch->msg_start && ch->msg_end) {
+        /* The whole message in this receive buffer: publish it in place. */
+        on_message(s, c, ch->opcode, ch->data, ch->len);
+        return;
+    }
+    if (ch->len || !c->rx) {
+        struct rxbuf *rx = rx_append(c->rx, ch->data, ch->len, s->eng->cfg->max_message + 1);
+        if (!rx) {
+            conn_close_ws(s, c, WS_CLOSE_INTERNAL, "out of memory");
+            return;
+        }
+        c->rx = rx;
+    }
+    if (ch->msg_end) {
+        struct rxbuf *rx = c->rx;
+        c->rx = NULL;
+        on_message(s, c, ch->opcode, rx->data, rx->len);
+        free(rx);
+    }
+}
+
+static void ws_input(struct shard *s, struct conn *c, uint8_t *p, size_t len)
+{
+    while (c->state == CONN_WS) {
+        struct ws_chunk ch;
+        bool got = false;
+        ssize_t n = ws_parser_feed(&c->parser, p, len, &ch, &got);
+        if (n < 0) {
+            log_debug("shard %u: conn %u: bad frame (%d)", s->id, c->idx, (int)n);
+            conn_close_ws(s, c, ws_close_code_for_error((int)n), "protocol error");
+            return;
+        }
+        p += n;
+        len -= (size_t)n;
+        if (got)
+            on_chunk(s, c, &ch);
+        else if (n == 0)
+            return;
+    }
+}
+
+static void http_input(struct shard *s, struct conn *c, uint8_t *p, size_t len)
+{
+    struct rxbuf *rx = NULL;
+    if (c->rx) {
+        /* The head arrived in pieces: gather it (HTTP_HEAD_MAX bounds it). */
+        rx = rx_append(c->rx, p, len, HTTP_HEAD_MAX + 1);
+        if (!rx) {
+            http_refuse(s, c, 431, "request head too large");
+            return;
+        }
+        c->rx = NULL;
+        p = rx->data;
+        len = rx->len;
+    }
+    int r = http_handle(s, c, p, len);
+    if (r == -EAGAIN) {
+        if (rx) {
+            c->rx = rx;
+        } else {
+            c->rx = rx_append(NULL, p, len, HTTP_HEAD_MAX + 1);
+            if (!c->rx)
+                http_refuse(s, c, 431, "request head too large");
+        }
+        return;
+    }
+    /* Frames pipelined right behind the head. */
+    if (r > 0 && c->state == CONN_WS && (size_t)r < len)
+        ws_input(s, c, p + r, len - (size_t)r);
+    free(rx);
+}
+
+void conn_handle_recv(struct shard *s, struct conn *c, struct io_uring_cqe *cqe)
+{
+    int res = cqe->res;
+    if (!(cqe->flags & IORING_CQE_F_MORE))
+        c->flags &= (uint16_t)~CF_RECV_ARMED;
+    if (res > 0) {
+        unsigned bid = cqe->flags >> IORING_CQE_BUFFER_SHIFT;
+        uint8_t *p = bufring_addr(&s->bufs, bid);
+        atomic_fetch_add_explicit(&s->stats.bytes_in, (uint64_t)res, memory_order_relaxed);
+        c->last_rx = s->now;
+        if (c->state == CONN_HTTP)
+            http_input(s, c, p, (size_t)res);
+        else if (c->state == CONN_WS)
+            ws_input(s, c, p, (size_t)res);
+        /* CLOSING: what the peer sends after our close is read and dropped (RFC 6455 §1.4). */
+        bufring_recycle(&s->bufs, bid);
+        if (!(c->flags & CF_RECV_ARMED) && c->state <= CONN_CLOSING)
+            arm_recv(s, c);
+    } else if (res == -ENOBUFS && c->state <= CONN_CLOSING) {
+        /* Every buffer is in use for a moment; they come back within this loop turn. */
+        if (!(c->flags & CF_RECV_ARMED))
+            arm_recv(s, c);
+    } else if (res <= 0) {
+        /* EOF, reset or cancellation. */
+        conn_kill(s, c);
+    }
+    try_finish(s, c);
+}

@@ -1,0 +1,348 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * engine: sizing, listeners, shard threads, drain.
+ *
+ * Sizing. One io_uring's table of direct descriptors is limited by RLIMIT_NOFILE (PLATFORM.md
+ * section 2), but direct descriptors do not occupy the process's fd table: N rings hold N
+ * times the limit. So when --max-conns needs more slots than --shards rings can hold, the
+ * engine starts more shards (threads share the CPUs round-robin) and says so.
+ */
+#include "engine.h"
+
+#include <errno.h>
+#include <pthread.h>
+#include <sched.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/random.h>
+#include <sys/resource.h>
+#include <unistd.h>
+
+#include "listener.h"
+#include "log.h"
+#include "shard.h"
+#include "xshard.h"
+
+/* Slots kept free in each table beyond its share, for imbalance between shards and for
+ * answering 503 when full. */
+#define TABLE_HEADROOM_DIV 8
+#define TABLE_HEADROOM_MIN 64
+/* Envelopes per (from, to) ring: N^2 rings, so fewer slots each as shards multiply. */
+#define XSHARD_RING_BUDGET 32768
+#define XSHARD_RING_MIN 256
+#define XSHARD_RING_MAX 4096
+#define LISTEN_BACKLOG 4096
+#define IP_TABLE_CAP (1u << 16)
+
+struct ip_table {
+    _Atomic uint32_t keys[IP_TABLE_CAP];
+    _Atomic uint32_t counts[IP_TABLE_CAP];
+};
+
+struct engine_priv {
+    struct engine e;
+    pthread_barrier_t start, stop;
+    atomic_int setup_err;
+    uint16_t port;
+    int wake_ring_ok;
+    struct io_uring wake_ring;
+};
+
+/* ---- per-address counts --------------------------------------------------------------- */
+
+static _Atomic uint32_t *ip_slot(struct ip_table *t, uint32_t ip)
+{
+    uint32_t h = (ip * 2654435761u) & (IP_TABLE_CAP - 1);
+    for (uint32_t i = 0; i < IP_TABLE_CAP; i++, h = (h + 1) & (IP_TABLE_CAP - 1)) {
+        uint32_t k = atomic_load_explicit(&t->keys[h], memory_order_acquire);
+        if (k == ip)
+            return &t->counts[h];
+        if (k == 0) {
+            uint32_t zero = 0;
+            /* acq_rel; pairs with the acquire load above in other shards. */
+            if (atomic_compare_exchange_strong_explicit(&t->keys[h], &zero, ip,
+                                                        memory_order_acq_rel,
+                                                        memory_order_acquire) ||
+                zero == ip)
+                return &t->counts[h];
+        }
+    }
+    return NULL;
+}
+
+bool ip_acquire(struct engine *e, uint32_t ip)
+{
+    _Atomic uint32_t *cnt = ip_slot(e->ips, ip);
+    if (!cnt)
+        return false; /* 65,536 distinct addresses at once: refuse rather than not count. */
+    uint32_t n = atomic_fetch_add_explicit(cnt, 1, memory_order_relaxed);
+    if (n >= e->cfg->max_conns_per_ip) {
+        atomic_fetch_sub_explicit(cnt, 1, memory_order_relaxed);
+        return false;
+    }
+    return true;
+}
+
+void ip_release(struct engine *e, uint32_t ip)
+{
+    _Atomic uint32_t *cnt = ip_slot(e->ips, ip);
+    if (cnt)
+        atomic_fetch_sub_explicit(cnt, 1, memory_order_relaxed);
+}
+
+/* ---- threads -------------------------------------------------------------------------- */
+
+static void *shard_thread(void *arg)
+{
+    struct shard *s = arg;
+    struct engine_priv *p = (struct engine_priv *)s->eng;
+    if (s->cpu >= 0) {
+        cpu_set_t set;
+        CPU_ZERO(&set);
+        CPU_SET(s->cpu, &set);
+        pthread_setaffinity_np(pthread_self(), sizeof(set), &set);
+    }
+    int ret = shard_setup(s);
+    if (ret < 0) {
+        int zero = 0;
+        atomic_compare_exchange_strong(&p->setup_err, &zero, ret);
+    } else {
+        s->eng->ring_fds[s->id] = s->ring.ring_fd;
+    }
+    pthread_barrier_wait(&p->start);
+    if (atomic_load(&p->setup_err) == 0)
+        shard_run(s);
+    /* No ring may close while another shard could still ring its doorbell. */
+    pthread_barrier_wait(&p->stop);
+    shard_teardown(s);
+    return NULL;
+}
+
+static unsigned online_cpus(void)
+{
+    cpu_set_t set;
+    if (sched_getaffinity(0, sizeof(set), &set) == 0 && CPU_COUNT(&set) > 0)
+        return (unsigned)CPU_COUNT(&set);
+    long n = sysconf(_SC_NPROCESSORS_ONLN);
+    return n > 0 ? (unsigned)n : 1;
+}
+
+/* The CPUs this process may run on, in order, for pinning shard i to cpus[i % n]. */
+static unsigned allowed_cpus(int *cpus, unsigned cap)
+{
+    cpu_set_t set;
+    unsigned n = 0;
+    if (sched_getaffinity(0, sizeof(set), &set) != 0)
+        return 0;
+    for (int i = 0; i < CPU_SETSIZE && n < cap; i++)
+        if (CPU_ISSET(i, &set))
+            cpus[n++] = i;
+    return n;
+}
+
+static uint64_t mem_available(void)
+{
+    FILE *f = fopen("/proc/meminfo", "r");
+    char line[256];
+    uint64_t kb = 0;
+    if (!f)
+        return 0;
+    while (fgets(line, sizeof(line), f))
+        if (sscanf(line, "MemAvailable: %lu kB", &kb) == 1)
+            break;
+    fclose(f);
+    return kb * 1024;
+}
+
+/* Decides shards, slots per shard and max_conns. */
+static int size_engine(struct engine *e, uint32_t *slots, char *err, size_t cap)
+{
+    struct config *cfg = e->cfg;
+    struct rlimit rl;
+    if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
+        rl.rlim_cur = rl.rlim_max;
+        setrlimit(RLIMIT_NOFILE, &rl);
+    }
+    getrlimit(RLIMIT_NOFILE, &rl);
+    uint64_t per_ring = rl.rlim_cur == RLIM_INFINITY ? (1u << 20) : rl.rlim_cur;
+    if (per_ring > (1u << 24))
+        per_ring = 1u << 24; /* the slot index has 24 bits in a msg's origin */
+    uint64_t usable = per_ring - per_ring / TABLE_HEADROOM_DIV - TABLE_HEADROOM_MIN;
+    if (per_ring < 4 * TABLE_HEADROOM_MIN) {
+        snprintf(err, cap, "ringcast: open-file limit %lu is too low", (unsigned long)per_ring);
+        return -1;
+    }
+    unsigned shards = cfg->shards ? cfg->shards : online_cpus();
+    uint64_t max = cfg->max_conns;
+    if (max == 0) {
+        /* What the limits allow: the descriptor tables, and memory at ~10 KiB a connection
+         * (kernel socket included). */
+        max = usable * shards;
+        uint64_t mem = mem_available() / 10240;
+        if (mem && mem < max)
+            max = mem;
+    }
+    uint64_t need = (max + usable - 1) / usable;
+    if (need > shards) {
+        if (need > SHARDS_MAX) {
+            snprintf(err, cap,
+                     "ringcast: --max-conns %lu needs %lu shards at %lu slots each; at most %d",
+                     (unsigned long)max, (unsigned long)need, (unsigned long)usable, SHARDS_MAX);
+            return -1;
+        }
+        log_info("--max-conns %lu needs more descriptor slots than %u shards hold "
+                 "(open-file limit %lu per ring): starting %lu shards",
+                 (unsigned long)max, shards, (unsigned long)per_ring, (unsigned long)need);
+        shards = (unsigned)need;
+    }
+    if (shards > SHARDS_MAX)
+        shards = SHARDS_MAX;
+    uint64_t share = (max + shards - 1) / shards;
+    uint64_t table = share + share / TABLE_HEADROOM_DIV + TABLE_HEADROOM_MIN;
+    if (table > per_ring)
+        table = per_ring;
+    e->nr_shards = shards;
+    e->max_conns = max;
+    *slots = (uint32_t)table;
+    return 0;
+}
+
+struct engine *engine_start(struct config *cfg, char *err, size_t err_cap)
+{
+    struct engine_priv *p = calloc(1, sizeof(*p));
+    if (!p) {
+        snprintf(err, err_cap, "ringcast: out of memory");
+        return NULL;
+    }
+    struct engine *e = &p->e;
+    e->cfg = cfg;
+    uint32_t slots;
+    if (size_engine(e, &slots, err, err_cap) < 0)
+        goto fail;
+    if (getrandom(&e->room_seed, sizeof(e->room_seed), 0) != sizeof(e->room_seed))
+        e->room_seed = (uint64_t)mono_ns() * 0x9e3779b97f4a7c15ull;
+    e->ips = calloc(1, sizeof(*e->ips));
+    e->shards = aligned_alloc(64, sizeof(struct shard) * e->nr_shards);
+    unsigned ring_cap = XSHARD_RING_BUDGET / e->nr_shards;
+    ring_cap = ring_cap < XSHARD_RING_MIN ? XSHARD_RING_MIN
+               : ring_cap > XSHARD_RING_MAX ? XSHARD_RING_MAX
+                                            : ring_cap;
+    e->xs = xshard_create(e->nr_shards, ring_cap);
+    if (!e->ips || !e->shards || !e->xs) {
+        snprintf(err, err_cap, "ringcast: out of memory");
+        goto fail;
+    }
+    memset(e->shards, 0, sizeof(struct shard) * e->nr_shards);
+    int cpus[CPU_SETSIZE];
+    unsigned nr_cpus = allowed_cpus(cpus, CPU_SETSIZE);
+    uint16_t port = cfg->listen_port;
+    for (unsigned i = 0; i < e->nr_shards; i++) {
+        struct shard *s = &e->shards[i];
+        s->id = i;
+        s->eng = e;
+        s->cpu = nr_cpus ? cpus[i % nr_cpus] : -1;
+        s->nr_slots = slots;
+        const char *what = "";
+        /* TCP_DEFER_ACCEPT of 1 s: the accept completes with the request head queued; a
+         * client that stays silent is accepted after about a second and then meets the
+         * handshake timeout. */
+        s->listen_fd = listener_open(cfg->listen_host, port, LISTEN_BACKLOG, 1, &what);
+        if (s->listen_fd < 0) {
+            snprintf(err, err_cap, "ringcast: --listen %s:%u: %s: %s", cfg->listen_host,
+                     (unsigned)port, what, strerror(-s->listen_fd));
+            for (unsigned j = 0; j < i; j++)
+                close(e->shards[j].listen_fd);
+            goto fail;
+        }
+        if (port == 0)
+            port = (uint16_t)listener_port(s->listen_fd);
+    }
+    p->port = port;
+    pthread_barrier_init(&p->start, NULL, e->nr_shards + 1);
+    pthread_barrier_init(&p->stop, NULL, e->nr_shards);
+    for (unsigned i = 0; i < e->nr_shards; i++)
+        pthread_create(&e->shards[i].thread, NULL, shard_thread, &e->shards[i]);
+    pthread_barrier_wait(&p->start);
+    int serr = atomic_load(&p->setup_err);
+    if (serr) {
+        snprintf(err, err_cap, "ringcast: cannot set up the io_uring shards: %s%s",
+                 strerror(-serr),
+                 serr == -ENOMEM ? " (io_uring memory is locked memory: see ulimit -l)" : "");
+        for (unsigned i = 0; i < e->nr_shards; i++)
+            pthread_join(e->shards[i].thread, NULL);
+        for (unsigned i = 0; i < e->nr_shards; i++)
+            close(e->shards[i].listen_fd);
+        goto fail;
+    }
+    p->wake_ring_ok = io_uring_queue_init(8, &p->wake_ring, 0) == 0;
+    log_info("%u shards, up to %lu connections (%u descriptor slots per shard)", e->nr_shards,
+             (unsigned long)e->max_conns, slots);
+    return e;
+fail:
+    if (e->xs)
+        xshard_destroy(e->xs);
+    free(e->shards);
+    free(e->ips);
+    free(p);
+    return NULL;
+}
+
+uint16_t engine_port(const struct engine *e)
+{
+    return ((const struct engine_priv *)e)->port;
+}
+
+void engine_drain(struct engine *e)
+{
+    struct engine_priv *p = (struct engine_priv *)e;
+    /* release; pairs with the acquire in shard_run. */
+    atomic_store_explicit(&e->draining, true, memory_order_release);
+    if (!p->wake_ring_ok)
+        return; /* Shards notice within a second anyway: their wait is bounded. */
+    for (unsigned i = 0; i < e->nr_shards; i++) {
+        struct io_uring_sqe *sqe = io_uring_get_sqe(&p->wake_ring);
+        if (!sqe) {
+            io_uring_submit(&p->wake_ring);
+            sqe = io_uring_get_sqe(&p->wake_ring);
+        }
+        io_uring_prep_msg_ring(sqe, e->ring_fds[i], 0, ring_ud(OP_WAKE, 0, 0), 0);
+    }
+    io_uring_submit_and_wait(&p->wake_ring, e->nr_shards);
+}
+
+/* After every shard stopped: free what is still in flight between them. */
+static void drop_leftovers(struct engine *e)
+{
+    for (unsigned from = 0; from < e->nr_shards; from++) {
+        bool pending = true;
+        for (int tries = 0; pending && tries < 1000; tries++) {
+            xshard_flush(e->xs, from, &pending);
+            for (unsigned to = 0; to < e->nr_shards; to++) {
+                struct xshard_env env[64];
+                size_t n;
+                while ((n = xshard_pop(e->xs, to, env, 64)) > 0)
+                    for (size_t i = 0; i < n; i++)
+                        msg_unref(env[i].ptr);
+            }
+        }
+    }
+}
+
+void engine_join_destroy(struct engine *e)
+{
+    struct engine_priv *p = (struct engine_priv *)e;
+    for (unsigned i = 0; i < e->nr_shards; i++)
+        pthread_join(e->shards[i].thread, NULL);
+    drop_leftovers(e);
+    for (unsigned i = 0; i < e->nr_shards; i++)
+        close(e->shards[i].listen_fd);
+    if (p->wake_ring_ok)
+        io_uring_queue_exit(&p->wake_ring);
+    pthread_barrier_destroy(&p->start);
+    pthread_barrier_destroy(&p->stop);
+    xshard_destroy(e->xs);
+    free(e->shards);
+    free(e->ips);
+    free(p);
+}

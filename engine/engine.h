@@ -1,0 +1,35 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * engine: the process-wide part of the broker. Sizes the shards from --shards, --max-conns
+ * and the open-file limit, opens one SO_REUSEPORT listener per shard, starts the shard
+ * threads, and drains them on request.
+ *
+ * Owns the shards, their threads and the cross-shard mesh. Main thread only.
+ */
+#ifndef RINGCAST_ENGINE_H
+#define RINGCAST_ENGINE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "config.h"
+
+struct engine;
+
+/*
+ * Sizes and starts the engine for <cfg> (borrowed until engine_destroy). On failure returns
+ * NULL with one line in <err>.
+ */
+struct engine *engine_start(struct config *cfg, char *err, size_t err_cap);
+
+/* The port the plain listener is bound to. */
+uint16_t engine_port(const struct engine *e);
+
+/* Asks every shard to drain: refuse new upgrades (503), close 1001, flush up to 10 s. Any
+ * thread; async-signal-unsafe. */
+void engine_drain(struct engine *e);
+
+/* Waits for every shard to finish its drain, then frees everything. Cannot fail. */
+void engine_join_destroy(struct engine *e);
+
+#endif

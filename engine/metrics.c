@@ -1,0 +1,137 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * metrics: GET /metrics (Prometheus text format) and GET /stats (the same figures as JSON).
+ * Each shard writes its own counters (relaxed atomics, one writer); a request sums them on
+ * whichever shard serves it. Nothing in here is secret.
+ */
+#include <stdio.h>
+#include <string.h>
+#include <sys/resource.h>
+#include <unistd.h>
+
+#include "metrics.h"
+#include "shard.h"
+
+#define LOAD(x) atomic_load_explicit(&(x), memory_order_relaxed)
+
+struct totals {
+    uint64_t accepted, failed, msgs_in, msgs_out, bytes_in, bytes_out, sends, slow_close,
+        slow_drop, xshard, rooms, queued, conns;
+};
+
+static void sum(const struct engine *e, struct totals *t)
+{
+    memset(t, 0, sizeof(*t));
+    for (unsigned i = 0; i < e->nr_shards; i++) {
+        const struct shard_stats *st = &e->shards[i].stats;
+        t->conns += LOAD(st->conns);
+        t->accepted += LOAD(st->accepted);
+        t->failed += LOAD(st->handshakes_failed);
+        t->msgs_in += LOAD(st->msgs_in);
+        t->msgs_out += LOAD(st->msgs_out);
+        t->bytes_in += LOAD(st->bytes_in);
+        t->bytes_out += LOAD(st->bytes_out);
+        t->sends += LOAD(st->sends);
+        t->slow_close += LOAD(st->slow_close);
+        t->slow_drop += LOAD(st->slow_drop);
+        t->xshard += LOAD(st->xshard_msgs);
+        t->rooms += LOAD(st->rooms);
+        t->queued += LOAD(st->queued_bytes);
+    }
+}
+
+static void process_figures(uint64_t *rss, double *cpu)
+{
+    struct rusage ru;
+    *cpu = 0;
+    if (getrusage(RUSAGE_SELF, &ru) == 0)
+        *cpu = (double)ru.ru_utime.tv_sec + (double)ru.ru_utime.tv_usec / 1e6 +
+               (double)ru.ru_stime.tv_sec + (double)ru.ru_stime.tv_usec / 1e6;
+    *rss = 0;
+    FILE *f = fopen("/proc/self/statm", "r");
+    unsigned long pages_total, pages_rss;
+    if (f) {
+        if (fscanf(f, "%lu %lu", &pages_total, &pages_rss) == 2)
+            *rss = (uint64_t)pages_rss * (uint64_t)sysconf(_SC_PAGESIZE);
+        fclose(f);
+    }
+}
+
+/* Appends with snprintf, tracking the length even past <cap> (the caller sizes by retrying). */
+#define OUT(...)                                                                                   \
+    do {                                                                                           \
+        int n_ = snprintf(out + (len < cap ? len : cap), len < cap ? cap - len : 0, __VA_ARGS__); \
+        if (n_ > 0)                                                                                \
+            len += (size_t)n_;                                                                     \
+    } while (0)
+
+size_t metrics_prometheus(const struct engine *e, char *out, size_t cap)
+{
+    struct totals t;
+    uint64_t rss;
+    double cpu;
+    size_t len = 0;
+    sum(e, &t);
+    process_figures(&rss, &cpu);
+    OUT("# HELP ringcast_connections Upgraded WebSocket connections held.\n"
+        "# TYPE ringcast_connections gauge\n");
+    for (unsigned i = 0; i < e->nr_shards; i++)
+        OUT("ringcast_connections{shard=\"%u\"} %lu\n", i,
+            (unsigned long)LOAD(e->shards[i].stats.conns));
+    OUT("# TYPE ringcast_connections_accepted_total counter\n"
+        "ringcast_connections_accepted_total %lu\n",
+        (unsigned long)t.accepted);
+    OUT("# TYPE ringcast_handshakes_failed_total counter\n"
+        "ringcast_handshakes_failed_total{reason=\"any\"} %lu\n",
+        (unsigned long)t.failed);
+    OUT("# TYPE ringcast_messages_received_total counter\n"
+        "ringcast_messages_received_total %lu\n",
+        (unsigned long)t.msgs_in);
+    OUT("# TYPE ringcast_messages_delivered_total counter\n"
+        "ringcast_messages_delivered_total %lu\n",
+        (unsigned long)t.msgs_out);
+    OUT("# TYPE ringcast_bytes_received_total counter\n"
+        "ringcast_bytes_received_total %lu\n",
+        (unsigned long)t.bytes_in);
+    OUT("# TYPE ringcast_bytes_sent_total counter\nringcast_bytes_sent_total %lu\n",
+        (unsigned long)t.bytes_out);
+    OUT("# HELP ringcast_sends_total Socket sends issued; delivered/sends is frames per send.\n"
+        "# TYPE ringcast_sends_total counter\nringcast_sends_total %lu\n",
+        (unsigned long)t.sends);
+    OUT("# TYPE ringcast_rooms gauge\nringcast_rooms %lu\n", (unsigned long)t.rooms);
+    OUT("# TYPE ringcast_slow_consumer_total counter\n"
+        "ringcast_slow_consumer_total{action=\"close\"} %lu\n"
+        "ringcast_slow_consumer_total{action=\"drop\"} %lu\n",
+        (unsigned long)t.slow_close, (unsigned long)t.slow_drop);
+    OUT("# TYPE ringcast_send_queue_bytes gauge\nringcast_send_queue_bytes %lu\n",
+        (unsigned long)t.queued);
+    OUT("# TYPE ringcast_xshard_messages_total counter\nringcast_xshard_messages_total %lu\n",
+        (unsigned long)t.xshard);
+    OUT("# TYPE process_resident_memory_bytes gauge\nprocess_resident_memory_bytes %lu\n",
+        (unsigned long)rss);
+    OUT("# TYPE process_cpu_seconds_total counter\nprocess_cpu_seconds_total %.3f\n", cpu);
+    return len;
+}
+
+size_t metrics_json(const struct engine *e, char *out, size_t cap)
+{
+    struct totals t;
+    uint64_t rss;
+    double cpu;
+    size_t len = 0;
+    sum(e, &t);
+    process_figures(&rss, &cpu);
+    OUT("{\"shards\":%u,\"connections\":%lu,\"max_connections\":%lu,\"accepted\":%lu,"
+        "\"handshakes_failed\":%lu,\"messages_received\":%lu,\"messages_delivered\":%lu,"
+        "\"bytes_received\":%lu,\"bytes_sent\":%lu,\"sends\":%lu,\"frames_per_send\":%.2f,"
+        "\"rooms\":%lu,\"slow_consumer_close\":%lu,\"slow_consumer_drop\":%lu,"
+        "\"send_queue_bytes\":%lu,\"xshard_messages\":%lu,\"rss_bytes\":%lu,"
+        "\"cpu_seconds\":%.3f}\n",
+        e->nr_shards, (unsigned long)t.conns, (unsigned long)e->max_conns,
+        (unsigned long)t.accepted, (unsigned long)t.failed, (unsigned long)t.msgs_in,
+        (unsigned long)t.msgs_out, (unsigned long)t.bytes_in, (unsigned long)t.bytes_out,
+        (unsigned long)t.sends, t.sends ? (double)t.msgs_out / (double)t.sends : 0.0,
+        (unsigned long)t.rooms, (unsigned long)t.slow_close, (unsigned long)t.slow_drop,
+        (unsigned long)t.queued, (unsigned long)t.xshard, (unsigned long)rss, cpu);
+    return len;
+}

@@ -1,0 +1,280 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * shard: the per-core event loop.
+ *
+ * One iteration:
+ *   1. reap every completion and dispatch it (accept, recv, send, close, doorbell);
+ *   2. advance the CQ once;
+ *   3. take what other shards sent us (publishes to fan out, deliveries, joins, leaves);
+ *   4. notice a drain request;
+ *   5. run the timers whose second has come;
+ *   6. flush: every connection with queued frames and no send in flight gets one send;
+ *   7. publish our cross-shard batch and ring the doorbell of shards that sleep;
+ *   8. submit everything and wait: for a completion, or until the next second when idle,
+ *      or not at all when work is pending.
+ * Steps 6 and 7 run after all input of the turn was seen, so everything a turn produced for
+ * one connection or one shard leaves together.
+ */
+#include <errno.h>
+#include <netinet/in.h>
+#include <sched.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <time.h>
+
+#include "log.h"
+#include "shard.h"
+#include "xshard.h"
+
+#define SQ_ENTRIES 4096
+#define CQ_ENTRIES 65536
+#define INBOX_BATCH 256
+#define DRAIN_S 10
+
+uint64_t mono_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+}
+
+void shard_push(struct shard *s, unsigned to, uint32_t kind, void *ptr, uint64_t val)
+{
+    struct xshard_env env = {.kind = kind, .arg = s->id, .ptr = ptr, .val = val};
+    if (xshard_push(s->eng->xs, s->id, to, &env) < 0) {
+        /* Out of memory for the overflow list: drop the message, keep the shard alive. */
+        log_warn("shard %u: cross-shard queue to %u: out of memory, message dropped", s->id,
+                 to);
+        msg_unref(ptr);
+        return;
+    }
+    atomic_fetch_add_explicit(&s->stats.xshard_msgs, 1, memory_order_relaxed);
+}
+
+/*
+ * Accept. Normally one multishot accept into auto-allocated direct descriptors. A multishot
+ * accept cannot report each peer's address (the kernel would overwrite one sockaddr), so when
+ * --max-conns-per-ip needs the address, ACCEPT_POOL single-shot accepts are kept in flight
+ * instead, each with its own sockaddr.
+ */
+static void arm_accept_one(struct shard *s, unsigned i)
+{
+    struct io_uring_sqe *sqe = ring_sqe(&s->ring);
+    s->acc_len[i] = sizeof(s->acc_addr[i]);
+    /* liburing 2.3 wraps IORING_FILE_INDEX_ALLOC to 0 here; pass it minus one (PLATFORM.md). */
+    io_uring_prep_accept_direct(sqe, s->listen_fd, (struct sockaddr *)&s->acc_addr[i],
+                                &s->acc_len[i], 0, IORING_FILE_INDEX_ALLOC - 1);
+    io_uring_sqe_set_data64(sqe, ring_ud(OP_ACCEPT, 1, i));
+    s->acc_busy |= 1u << i;
+}
+
+static void arm_accept(struct shard *s)
+{
+    if (s->eng->cfg->max_conns_per_ip) {
+        for (unsigned i = 0; i < ACCEPT_POOL; i++)
+            if (!(s->acc_busy & (1u << i)))
+                arm_accept_one(s, i);
+        s->accept_armed = true;
+        return;
+    }
+    struct io_uring_sqe *sqe = ring_sqe(&s->ring);
+    /* liburing 2.3's multishot helper encodes IORING_FILE_INDEX_ALLOC correctly. */
+    io_uring_prep_multishot_accept_direct(sqe, s->listen_fd, NULL, NULL, 0);
+    io_uring_sqe_set_data64(sqe, ring_ud(OP_ACCEPT, 0, 0));
+    s->accept_armed = true;
+}
+
+static void handle_accept(struct shard *s, struct io_uring_cqe *cqe)
+{
+    uint64_t ud = io_uring_cqe_get_data64(cqe);
+    bool pooled = ring_ud_gen(ud) == 1;
+    uint32_t ip = 0;
+    if (pooled) {
+        unsigned i = ring_ud_idx(ud);
+        s->acc_busy &= ~(1u << i);
+        const struct sockaddr_in *sin = (const struct sockaddr_in *)&s->acc_addr[i];
+        if (cqe->res >= 0 && sin->sin_family == AF_INET)
+            ip = sin->sin_addr.s_addr;
+        /* Keep the pool full while there is room; re-armed below otherwise. */
+        s->accept_armed = s->acc_busy != 0;
+        if (cqe->res != -ENFILE && cqe->res != -ECANCELED && s->nr_live + 1 < s->nr_slots)
+            arm_accept_one(s, i);
+    } else if (!(cqe->flags & IORING_CQE_F_MORE)) {
+        s->accept_armed = false;
+    }
+    if (cqe->res >= 0) {
+        if ((uint32_t)cqe->res < s->nr_slots) {
+            conn_accepted(s, (uint32_t)cqe->res);
+            s->conns[cqe->res].peer_ip = ip;
+        } else {
+            struct io_uring_sqe *sqe = ring_sqe(&s->ring);
+            io_uring_prep_close_direct(sqe, (unsigned)cqe->res);
+            io_uring_sqe_set_data64(sqe, ring_ud(OP_CANCEL, 0, 0));
+        }
+    } else if (cqe->res == -ENFILE) {
+        /* The descriptor table is full; accept resumes when a slot frees (PLATFORM.md 6.2). */
+        log_debug("shard %u: descriptor table full (%u live)", s->id, s->nr_live);
+        return;
+    } else if (cqe->res != -ECANCELED) {
+        log_debug("shard %u: accept: %s", s->id, strerror(-cqe->res));
+    }
+    if (!s->accept_armed && s->nr_live < s->nr_slots)
+        arm_accept(s);
+}
+
+static void dispatch(struct shard *s, struct io_uring_cqe *cqe)
+{
+    uint64_t ud = io_uring_cqe_get_data64(cqe);
+    unsigned op = ring_ud_op(ud);
+    if (op == OP_ACCEPT) {
+        handle_accept(s, cqe);
+        return;
+    }
+    if (op == OP_WAKE || op == OP_CANCEL || op == 0)
+        return;
+    uint32_t idx = ring_ud_idx(ud);
+    struct conn *c = idx < s->nr_slots ? &s->conns[idx] : NULL;
+    if (!c || c->gen != ring_ud_gen(ud) || c->state == CONN_FREE) {
+        /* A completion for a slot that has moved on. Give back any buffer it took. */
+        if (op == OP_RECV && cqe->res > 0 && (cqe->flags & IORING_CQE_F_BUFFER))
+            bufring_recycle(&s->bufs, cqe->flags >> IORING_CQE_BUFFER_SHIFT);
+        atomic_fetch_add_explicit(&s->stats.stale_cqes, 1, memory_order_relaxed);
+        return;
+    }
+    switch (op) {
+    case OP_RECV:
+        conn_handle_recv(s, c, cqe);
+        break;
+    case OP_SEND:
+        conn_handle_send(s, c, cqe->res);
+        break;
+    case OP_CLOSE:
+        conn_handle_close(s, c);
+        if (!s->accept_armed && !s->draining_done)
+            arm_accept(s);
+        break;
+    default: /* OP_SHUTDOWN failed: the peer is gone; recv will tell. */
+        break;
+    }
+}
+
+static void take_inbox(struct shard *s)
+{
+    struct xshard_env env[INBOX_BATCH];
+    size_t n;
+    do {
+        n = xshard_pop(s->eng->xs, s->id, env, INBOX_BATCH);
+        for (size_t i = 0; i < n; i++)
+            room_handle_envelope(s, &env[i]);
+    } while (n == INBOX_BATCH);
+}
+
+static void start_drain(struct shard *s)
+{
+    s->draining = true;
+    s->drain_deadline_ns = s->now_ns + (uint64_t)DRAIN_S * 1000000000ull;
+    for (uint32_t i = 0; i < s->nr_slots && s->nr_live; i++) {
+        struct conn *c = &s->conns[i];
+        if (c->state == CONN_WS)
+            conn_close_ws(s, c, WS_CLOSE_GOING_AWAY, "server shutting down");
+    }
+}
+
+static void ring_doorbells(struct shard *s, uint64_t mask)
+{
+    while (mask) {
+        unsigned to = (unsigned)__builtin_ctzll(mask);
+        mask &= mask - 1;
+        struct io_uring_sqe *sqe = ring_sqe(&s->ring);
+        io_uring_prep_msg_ring(sqe, s->eng->ring_fds[to], 0, ring_ud(OP_WAKE, 0, 0), 0);
+        sqe->flags |= IOSQE_CQE_SKIP_SUCCESS;
+        io_uring_sqe_set_data64(sqe, ring_ud(OP_WAKE, 0, 0));
+    }
+}
+
+static void update_clock(struct shard *s)
+{
+    s->now_ns = mono_ns();
+    s->now = (uint32_t)(s->now_ns / 1000000000ull);
+}
+
+int shard_setup(struct shard *s)
+{
+    int ret = ring_init(&s->ring, SQ_ENTRIES, CQ_ENTRIES);
+    if (ret < 0)
+        return ret;
+    ret = io_uring_register_files_sparse(&s->ring, s->nr_slots);
+    if (ret < 0)
+        return ret;
+    ret = bufring_init(&s->bufs, &s->ring, 0, SHARD_RECV_BUFS, SHARD_RECV_BUF_SIZE);
+    if (ret < 0)
+        return ret;
+    size_t bytes = (size_t)s->nr_slots * sizeof(struct conn);
+    /* Reserved, not touched: a slot's page is faulted in when a connection first uses it. */
+    s->conns = mmap(NULL, bytes, PROT_READ | PROT_WRITE,
+                    MAP_ANONYMOUS | MAP_PRIVATE | MAP_NORESERVE, -1, 0);
+    if (s->conns == MAP_FAILED) {
+        s->conns = NULL;
+        return -ENOMEM;
+    }
+    update_clock(s);
+    timer_wheel_init(&s->wheel, s->now);
+    return 0;
+}
+
+void shard_teardown(struct shard *s)
+{
+    if (s->conns) {
+        for (uint32_t i = 0; i < s->nr_slots; i++) {
+            struct conn *c = &s->conns[i];
+            if (c->state != CONN_FREE)
+                conn_release_memory(s, c);
+        }
+        munmap(s->conns, (size_t)s->nr_slots * sizeof(struct conn));
+        s->conns = NULL;
+    }
+    room_table_fini(s);
+    conn_pools_fini(s);
+    if (s->ring.ring_fd > 0) {
+        bufring_fini(&s->bufs, &s->ring);
+        io_uring_queue_exit(&s->ring);
+    }
+}
+
+void shard_run(struct shard *s)
+{
+    struct engine *e = s->eng;
+    arm_accept(s);
+    for (;;) {
+        update_clock(s);
+        struct io_uring_cqe *cqe;
+        unsigned head, n = 0;
+        io_uring_for_each_cqe(&s->ring, head, cqe)
+        {
+            dispatch(s, cqe);
+            n++;
+        }
+        io_uring_cq_advance(&s->ring, n);
+        take_inbox(s);
+        if (!s->draining && atomic_load_explicit(&e->draining, memory_order_acquire))
+            start_drain(s);
+        timer_wheel_advance(&s->wheel, s->now, conn_on_timer, s);
+        conn_flush_all(s);
+        bool pending = false;
+        ring_doorbells(s, xshard_flush(e->xs, s->id, &pending));
+        if (s->draining && (s->nr_live == 0 || s->now_ns >= s->drain_deadline_ns)) {
+            s->draining_done = true;
+            io_uring_submit(&s->ring);
+            break;
+        }
+        bool sleep = !pending && xshard_prepare_sleep(e->xs, s->id);
+        struct __kernel_timespec ts = {0, 0};
+        if (sleep) {
+            /* Wake at the next second boundary at the latest: the timers' granularity. */
+            ts.tv_nsec = (long long)(1000000000ull - s->now_ns % 1000000000ull);
+        }
+        io_uring_submit_and_wait_timeout(&s->ring, &cqe, 1, &ts, NULL);
+        if (sleep)
+            xshard_wake_done(e->xs, s->id);
+    }
+}
