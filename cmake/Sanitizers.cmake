@@ -7,3 +7,11 @@ if(RINGCAST_SANITIZE)
                          -fno-sanitize-recover=all -fno-omit-frame-pointer)
   target_link_options(ringcast_sanitizers INTERFACE -fsanitize=${_san})
 endif()
+
+# Fuzzer builds instrument the whole engine for coverage (the parsers live in the libraries,
+# not in the fuzz targets), and run everything under ASan+UBSan.
+if(RINGCAST_BUILD_FUZZERS)
+  target_compile_options(ringcast_sanitizers INTERFACE
+                         -fsanitize=fuzzer-no-link,address,undefined -fno-omit-frame-pointer)
+  target_link_options(ringcast_sanitizers INTERFACE -fsanitize=address,undefined)
+endif()

@@ -246,8 +246,10 @@ static void conn_send(struct shard *s, struct conn *c)
 {
     struct sq_node *n = c->sq_head;
     if (!n) {
-        if (c->state == CONN_CLOSING && (c->flags & CF_CLOSE_QUEUED) &&
-            !(c->flags & CF_SHUT_SENT))
+        if (c->flags & CF_PEER_EOF)
+            conn_kill(s, c);
+        else if (c->state == CONN_CLOSING && (c->flags & CF_CLOSE_QUEUED) &&
+                 !(c->flags & CF_SHUT_SENT))
             submit_shutdown(s, c);
         return;
     }
@@ -650,6 +652,16 @@ void conn_handle_recv(struct shard *s, struct conn *c, struct io_uring_cqe *cqe)
         /* Every buffer is in use for a moment; they come back within this loop turn. */
         if (!(c->flags & CF_RECV_ARMED))
             arm_recv(s, c);
+    } else if (res == 0 && (c->state == CONN_WS || c->state == CONN_CLOSING) &&
+               (c->sq_head || (c->flags & CF_SEND_BUSY))) {
+        /*
+         * The peer half-closed with frames still owed to it (a close reply, say, when its
+         * close frame and FIN came in one segment): it can still read, so flush them, then
+         * close (RFC 6455 §5.5.1). The linger timer bounds the wait.
+         */
+        if (c->state == CONN_WS)
+            enter_closing(s, c);
+        c->flags |= CF_PEER_EOF;
     } else if (res <= 0) {
         /* EOF, reset or cancellation. */
         conn_kill(s, c);

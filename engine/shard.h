@@ -63,6 +63,7 @@ enum conn_flag {
     CF_CLOSE_QUEUED = 1u << 8, /* a close frame or final HTTP answer is in the queue */
     CF_PEER_CLOSED = 1u << 9,  /* the peer's close frame arrived */
     CF_CANCEL_SENT = 1u << 10,
+    CF_PEER_EOF = 1u << 11, /* the peer half-closed; flush what it is owed, then close */
 };
 
 /* A queued outgoing frame: one reference to a shared msg. */
@@ -207,7 +208,7 @@ void conn_pools_fini(struct shard *s);
 
 static inline struct conn *conn_of_timer(struct timer *t)
 {
-    return (struct conn *)((char *)t - __builtin_offsetof(struct conn, timer));
+    return (struct conn *)(void *)((char *)t - __builtin_offsetof(struct conn, timer));
 }
 
 /* --- room.c ----------------------------------------------------------------------------- */

@@ -362,8 +362,8 @@ static int on_byte1(struct ws_parser *p, uint8_t b1)
 }
 
 /*
- * The whole payload length is known. §5.2 allows non-minimal length encodings to be rejected
- * but does not require it; they are accepted, as most peers do.
+ * The whole payload length is known. §5.2 tells senders to use the minimal length encoding but
+ * does not tell receivers to refuse others; they are accepted, as most peers do.
  */
 static int on_length(struct ws_parser *p, uint64_t len)
 {

@@ -106,7 +106,9 @@ struct ws_parser {
  * a chunk.
  * Errors (the connection must be failed; the parser is then unusable):
  *   -EPROTO   protocol violation (close 1002)
- *   -EILSEQ   invalid UTF-8 in a text message (close 1007)
+ *   -EILSEQ   invalid UTF-8 in a text message (close 1007), reported on the first byte that
+ *             cannot be part of valid UTF-8, a sequence the final fragment is too short to
+ *             finish included
  *   -EMSGSIZE message larger than <max_message> (close 1009)
  * Control payloads are handed out unchecked: reassemble a CLOSE payload and pass it to
  * ws_close_payload_check().
