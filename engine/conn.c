@@ -486,10 +486,39 @@ static struct rxbuf *rx_append(struct rxbuf *rx, const uint8_t *p, size_t len, s
     return rx;
 }
 
+/*
+ * --rate-limit: a token bucket per connection holding one second's worth (at least one
+ * message), refilled with the shard's clock. Returns false when the message is over the limit.
+ */
+static bool rate_ok(struct shard *s, struct conn *c)
+{
+    double rate = s->eng->cfg->rate_limit;
+    if (rate <= 0)
+        return true;
+    uint32_t now_ms = (uint32_t)(s->now_ns / 1000000u);
+    float burst = rate < 1 ? 1.0f : (float)rate;
+    if (c->rl_last_ms == 0) {
+        c->rl_tokens = burst;
+    } else {
+        c->rl_tokens += (float)((double)(now_ms - c->rl_last_ms) * rate / 1000.0);
+        if (c->rl_tokens > burst)
+            c->rl_tokens = burst;
+    }
+    c->rl_last_ms = now_ms ? now_ms : 1;
+    if (c->rl_tokens < 1.0f)
+        return false;
+    c->rl_tokens -= 1.0f;
+    return true;
+}
+
 static void on_message(struct shard *s, struct conn *c, uint8_t opcode, const uint8_t *p,
                        size_t len)
 {
     atomic_fetch_add_explicit(&s->stats.msgs_in, 1, memory_order_relaxed);
+    if (!rate_ok(s, c)) {
+        conn_close_ws(s, c, WS_CLOSE_POLICY, "rate limit exceeded");
+        return;
+    }
     if (c->flags & CF_ECHO) {
         struct msg *m = msg_frame(opcode, p, len, NULL, 0);
         if (!m) {

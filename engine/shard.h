@@ -110,6 +110,8 @@ struct conn {
     struct conn *room_next, *room_prev;
     struct timer timer;
     uint32_t next_ping;
+    float rl_tokens;    /* --rate-limit token bucket */
+    uint32_t rl_last_ms; /* shard milliseconds at the last refill */
 };
 
 struct room_table {
