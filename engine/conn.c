@@ -24,6 +24,7 @@
 #include "log.h"
 #include "probes.h"
 #include "shard.h"
+#include "tls.h"
 #include "ws_handshake.h"
 #include "xshard.h"
 
@@ -50,20 +51,31 @@ static void node_put(struct shard *s, struct sq_node *n)
     s->node_free = n;
 }
 
-static struct sendbuf *sendbuf_get(struct shard *s)
+/* A send buffer of at least <need> bytes. */
+static struct sendbuf *sendbuf_get(struct shard *s, size_t need)
 {
-    struct sendbuf *b = s->sendbuf_free;
+    struct sendbuf *b;
+    if (need > SENDBUF_CAP) {
+        b = malloc(sizeof(*b) + need);
+        if (b)
+            b->cap = (uint32_t)need;
+        return b;
+    }
+    b = s->sendbuf_free;
     if (b) {
         s->sendbuf_free = b->next_free;
         s->nr_sendbuf_free--;
         return b;
     }
-    return malloc(sizeof(*b));
+    b = malloc(sizeof(*b) + SENDBUF_CAP);
+    if (b)
+        b->cap = SENDBUF_CAP;
+    return b;
 }
 
 static void sendbuf_put(struct shard *s, struct sendbuf *b)
 {
-    if (s->nr_sendbuf_free >= SENDBUF_KEEP) {
+    if (b->cap != SENDBUF_CAP || s->nr_sendbuf_free >= SENDBUF_KEEP) {
         free(b);
         return;
     }
@@ -132,7 +144,7 @@ static void try_finish(struct shard *s, struct conn *c)
 
 /* ---- accept --------------------------------------------------------------------------- */
 
-void conn_accepted(struct shard *s, uint32_t idx)
+void conn_accepted(struct shard *s, uint32_t idx, bool tls)
 {
     struct conn *c = &s->conns[idx];
     uint32_t gen = (c->gen + 1) & RING_GEN_MASK;
@@ -148,6 +160,14 @@ void conn_accepted(struct shard *s, uint32_t idx)
     s->nr_live++;
     atomic_fetch_add_explicit(&s->stats.accepted, 1, memory_order_relaxed);
     PROBE2(accept, s->id, idx);
+    if (tls) {
+        c->tls = tls_session_create(s->tls_cfg);
+        if (!c->tls) {
+            c->state = CONN_DEAD;
+            try_finish(s, c);
+            return;
+        }
+    }
     arm_recv(s, c);
     timer_arm(&s->wheel, &c->timer, s->now + s->eng->cfg->handshake_timeout);
 }
@@ -241,16 +261,83 @@ void conn_enqueue(struct shard *s, struct conn *c, struct msg *m)
     queue_append(s, c, m);
 }
 
+/* Nothing left to send: finish a close in progress. */
+static void send_idle(struct shard *s, struct conn *c)
+{
+    if (c->flags & CF_PEER_EOF)
+        conn_kill(s, c);
+    else if (c->state == CONN_CLOSING && (c->flags & CF_CLOSE_QUEUED) &&
+             !(c->flags & CF_SHUT_SENT))
+        submit_shutdown(s, c);
+}
+
+/* Frames per TLS send at most, and plaintext bytes per send beyond the first frame. */
+#define TLS_IOV_MAX 64
+#define TLS_FLUSH_BYTES 65536
+
+/*
+ * TLS: seal the queued frames for this recipient, straight into one send buffer, behind
+ * whatever the session has to say on its own (handshake flight, alerts, close_notify).
+ */
+static void conn_send_tls(struct shard *s, struct conn *c)
+{
+    if (!c->sq_head && (c->flags & CF_CLOSE_QUEUED) && !(c->flags & CF_TLS_NOTIFY)) {
+        c->flags |= CF_TLS_NOTIFY;
+        tls_session_close(c->tls);
+    }
+    size_t pend = tls_session_pending(c->tls);
+    struct iovec iov[TLS_IOV_MAX];
+    int n = 0;
+    size_t plain = 0;
+    if (tls_session_established(c->tls)) {
+        for (struct sq_node *q = c->sq_head; q && n < TLS_IOV_MAX; q = q->next) {
+            if (n && plain + q->msg->len > TLS_FLUSH_BYTES)
+                break;
+            iov[n].iov_base = q->msg->data;
+            iov[n].iov_len = q->msg->len;
+            plain += q->msg->len;
+            n++;
+        }
+    }
+    if (!n && !pend) {
+        send_idle(s, c);
+        return;
+    }
+    size_t bound = pend + (n ? tls_session_seal_bound(c->tls, plain) : 0);
+    struct sendbuf *b = sendbuf_get(s, bound);
+    if (!b) {
+        conn_kill(s, c);
+        return;
+    }
+    ssize_t w = n ? tls_session_seal(c->tls, iov, n, b->data, b->cap)
+                  : (ssize_t)tls_session_take(c->tls, b->data, b->cap);
+    if (w <= 0) {
+        log_debug("shard %u: conn %u: TLS seal failed: %s", s->id, c->idx,
+                  tls_reason_name(tls_session_reason(c->tls)));
+        sendbuf_put(s, b);
+        conn_kill(s, c);
+        return;
+    }
+    for (int i = 0; i < n; i++)
+        queue_drop_head(s, c);
+    b->len = (uint32_t)w;
+    c->tx_off = 0;
+    c->tx_buf = b;
+    atomic_fetch_add_explicit(&s->stats.msgs_out, (uint64_t)n, memory_order_relaxed);
+    atomic_fetch_add_explicit(&s->stats.sends, 1, memory_order_relaxed);
+    submit_send(s, c, b->data, b->len);
+}
+
 /* Starts the next send of <c>: everything queued, in one send. */
 static void conn_send(struct shard *s, struct conn *c)
 {
+    if (c->tls) {
+        conn_send_tls(s, c);
+        return;
+    }
     struct sq_node *n = c->sq_head;
     if (!n) {
-        if (c->flags & CF_PEER_EOF)
-            conn_kill(s, c);
-        else if (c->state == CONN_CLOSING && (c->flags & CF_CLOSE_QUEUED) &&
-                 !(c->flags & CF_SHUT_SENT))
-            submit_shutdown(s, c);
+        send_idle(s, c);
         return;
     }
     c->tx_off = 0;
@@ -267,7 +354,7 @@ static void conn_send(struct shard *s, struct conn *c)
         atomic_fetch_add_explicit(&s->stats.msgs_out, 1, memory_order_relaxed);
         submit_send(s, c, c->tx_msg->data, c->tx_msg->len);
     } else {
-        struct sendbuf *b = sendbuf_get(s);
+        struct sendbuf *b = sendbuf_get(s, SENDBUF_CAP);
         if (!b) {
             conn_kill(s, c);
             return;
@@ -316,6 +403,8 @@ void conn_release_memory(struct shard *s, struct conn *c)
 {
     queue_clear(s, c);
     release_tx(s, c);
+    tls_session_destroy(c->tls);
+    c->tls = NULL;
     free(c->rx);
     c->rx = NULL;
     free(c->ctl);
@@ -401,6 +490,8 @@ void conn_kill(struct shard *s, struct conn *c)
     c->rx = NULL;
     free(c->ctl);
     c->ctl = NULL;
+    tls_session_destroy(c->tls);
+    c->tls = NULL;
     if (c->flags & CF_COUNTED) {
         atomic_fetch_sub_explicit(&s->eng->nr_conns, 1, memory_order_relaxed);
         atomic_fetch_sub_explicit(&s->stats.conns, 1, memory_order_relaxed);
@@ -659,6 +750,48 @@ static void http_input(struct shard *s, struct conn *c, uint8_t *p, size_t len)
     free(rx);
 }
 
+static void plain_input(struct shard *s, struct conn *c, uint8_t *p, size_t len)
+{
+    if (c->state == CONN_HTTP)
+        http_input(s, c, p, len);
+    else if (c->state == CONN_WS)
+        ws_input(s, c, p, len);
+    /* CLOSING: what the peer sends after our close is read and dropped (RFC 6455 §1.4). */
+}
+
+/*
+ * TLS: decrypt in place and hand each plaintext chunk on. The session may have something to
+ * send on its own afterwards (a handshake flight, an alert, a close_notify answer).
+ */
+static void tls_input(struct shard *s, struct conn *c, uint8_t *p, size_t len)
+{
+    struct tls_input in = {.data = p, .len = len};
+    for (;;) {
+        const uint8_t *plain;
+        ssize_t n = tls_session_read(c->tls, &in, &plain);
+        if (n == -EAGAIN)
+            break;
+        if (n <= 0) {
+            /* close_notify (0) or a failure: send what the session owes, then close. */
+            if (n < 0) {
+                log_debug("shard %u: conn %u: TLS: %s", s->id, c->idx,
+                          tls_reason_name(tls_session_reason(c->tls)));
+                if (c->state == CONN_HTTP)
+                    atomic_fetch_add_explicit(&s->stats.handshakes_failed, 1,
+                                              memory_order_relaxed);
+            }
+            if (c->state == CONN_WS || c->state == CONN_HTTP)
+                enter_closing(s, c);
+            c->flags |= CF_PEER_EOF | CF_TLS_NOTIFY;
+            break;
+        }
+        /* Decrypted in place inside our receive buffer (or the session's): writable. */
+        plain_input(s, c, (uint8_t *)(uintptr_t)plain, (size_t)n);
+    }
+    if (tls_session_pending(c->tls) || (c->flags & CF_PEER_EOF))
+        schedule_flush(s, c);
+}
+
 void conn_handle_recv(struct shard *s, struct conn *c, struct io_uring_cqe *cqe)
 {
     int res = cqe->res;
@@ -669,10 +802,10 @@ void conn_handle_recv(struct shard *s, struct conn *c, struct io_uring_cqe *cqe)
         uint8_t *p = bufring_addr(&s->bufs, bid);
         atomic_fetch_add_explicit(&s->stats.bytes_in, (uint64_t)res, memory_order_relaxed);
         c->last_rx = s->now;
-        if (c->state == CONN_HTTP)
-            http_input(s, c, p, (size_t)res);
-        else if (c->state == CONN_WS)
-            ws_input(s, c, p, (size_t)res);
+        if (c->tls)
+            tls_input(s, c, p, (size_t)res);
+        else
+            plain_input(s, c, p, (size_t)res);
         /* CLOSING: what the peer sends after our close is read and dropped (RFC 6455 §1.4). */
         bufring_recycle(&s->bufs, bid);
         if (!(c->flags & CF_RECV_ARMED) && c->state <= CONN_CLOSING)

@@ -22,6 +22,7 @@
 #include "listener.h"
 #include "log.h"
 #include "shard.h"
+#include "tls.h"
 #include "xshard.h"
 
 /* Slots kept free in each table beyond its share, for imbalance between shards and for
@@ -44,7 +45,7 @@ struct engine_priv {
     struct engine e;
     pthread_barrier_t start, stop;
     atomic_int setup_err;
-    uint16_t port;
+    uint16_t port, tls_port;
     int wake_ring_ok;
     struct io_uring wake_ring;
 };
@@ -208,6 +209,40 @@ static int size_engine(struct engine *e, uint32_t *slots, char *err, size_t cap)
     return 0;
 }
 
+/* One SO_REUSEPORT listener per shard on <host>:<port> for listener <l> (0 plain, 1 TLS). Port 0
+ * binds the first to a free port and the others to the same one. */
+static int open_listeners(struct engine *e, unsigned l, const char *host, uint16_t port,
+                          uint16_t *bound, char *err, size_t err_cap)
+{
+    for (unsigned i = 0; i < e->nr_shards; i++) {
+        struct shard *s = &e->shards[i];
+        const char *what = "";
+        /* TCP_DEFER_ACCEPT of 1 s: the accept completes with the first bytes queued; a client
+         * that stays silent is accepted after about a second and meets the handshake timeout. */
+        s->listen_fd[l] = listener_open(host, port, LISTEN_BACKLOG, 1, &what);
+        if (s->listen_fd[l] < 0) {
+            snprintf(err, err_cap, "ringcast: --%s %s:%u: %s: %s", l ? "tls-listen" : "listen",
+                     host, (unsigned)port, what, strerror(-s->listen_fd[l]));
+            s->listen_fd[l] = -1;
+            return -1;
+        }
+        if (port == 0)
+            port = (uint16_t)listener_port(s->listen_fd[l]);
+    }
+    *bound = port;
+    return 0;
+}
+
+static void close_listeners(struct engine *e)
+{
+    for (unsigned i = 0; i < e->nr_shards; i++)
+        for (unsigned l = 0; l < 2; l++)
+            if (e->shards[i].listen_fd[l] >= 0) {
+                close(e->shards[i].listen_fd[l]);
+                e->shards[i].listen_fd[l] = -1;
+            }
+}
+
 struct engine *engine_start(struct config *cfg, char *err, size_t err_cap)
 {
     struct engine_priv *p = calloc(1, sizeof(*p));
@@ -224,6 +259,11 @@ struct engine *engine_start(struct config *cfg, char *err, size_t err_cap)
         e->room_seed = (uint64_t)mono_ns() * 0x9e3779b97f4a7c15ull;
     e->ips = calloc(1, sizeof(*e->ips));
     e->shards = aligned_alloc(64, sizeof(struct shard) * e->nr_shards);
+    if (e->shards) {
+        memset(e->shards, 0, sizeof(struct shard) * e->nr_shards);
+        for (unsigned i = 0; i < e->nr_shards; i++)
+            e->shards[i].listen_fd[0] = e->shards[i].listen_fd[1] = -1;
+    }
     unsigned ring_cap = XSHARD_RING_BUDGET / e->nr_shards;
     ring_cap = ring_cap < XSHARD_RING_MIN ? XSHARD_RING_MIN
                : ring_cap > XSHARD_RING_MAX ? XSHARD_RING_MAX
@@ -233,32 +273,35 @@ struct engine *engine_start(struct config *cfg, char *err, size_t err_cap)
         snprintf(err, err_cap, "ringcast: out of memory");
         goto fail;
     }
-    memset(e->shards, 0, sizeof(struct shard) * e->nr_shards);
     int cpus[CPU_SETSIZE];
     unsigned nr_cpus = allowed_cpus(cpus, CPU_SETSIZE);
-    uint16_t port = cfg->listen_port;
     for (unsigned i = 0; i < e->nr_shards; i++) {
         struct shard *s = &e->shards[i];
         s->id = i;
         s->eng = e;
         s->cpu = nr_cpus ? cpus[i % nr_cpus] : -1;
         s->nr_slots = slots;
-        const char *what = "";
-        /* TCP_DEFER_ACCEPT of 1 s: the accept completes with the request head queued; a
-         * client that stays silent is accepted after about a second and then meets the
-         * handshake timeout. */
-        s->listen_fd = listener_open(cfg->listen_host, port, LISTEN_BACKLOG, 1, &what);
-        if (s->listen_fd < 0) {
-            snprintf(err, err_cap, "ringcast: --listen %s:%u: %s: %s", cfg->listen_host,
-                     (unsigned)port, what, strerror(-s->listen_fd));
-            for (unsigned j = 0; j < i; j++)
-                close(e->shards[j].listen_fd);
+    }
+    if (cfg->tls_listen_host) {
+        struct tls_config_opts o = {.cert_file = cfg->tls_cert,
+                                    .key_file = cfg->tls_key,
+                                    .no_offload = !cfg->tls_offload};
+        char why[256];
+        e->tls = tls_config_create(&o, why, sizeof(why));
+        if (!e->tls) {
+            snprintf(err, err_cap, "ringcast: --tls-cert/--tls-key: %s", why);
             goto fail;
         }
-        if (port == 0)
-            port = (uint16_t)listener_port(s->listen_fd);
     }
-    p->port = port;
+    if (open_listeners(e, 0, cfg->listen_host, cfg->listen_port, &p->port, err, err_cap) < 0)
+        goto fail;
+    if (e->tls && open_listeners(e, 1, cfg->tls_listen_host, cfg->tls_listen_port, &p->tls_port,
+                                 err, err_cap) < 0)
+        goto fail;
+    for (unsigned i = 0; i < e->nr_shards && e->tls; i++) {
+        tls_config_ref(e->tls);
+        e->shards[i].tls_cfg = e->tls;
+    }
     pthread_barrier_init(&p->start, NULL, e->nr_shards + 1);
     pthread_barrier_init(&p->stop, NULL, e->nr_shards);
     for (unsigned i = 0; i < e->nr_shards; i++)
@@ -271,8 +314,6 @@ struct engine *engine_start(struct config *cfg, char *err, size_t err_cap)
                  serr == -ENOMEM ? " (io_uring memory is locked memory: see ulimit -l)" : "");
         for (unsigned i = 0; i < e->nr_shards; i++)
             pthread_join(e->shards[i].thread, NULL);
-        for (unsigned i = 0; i < e->nr_shards; i++)
-            close(e->shards[i].listen_fd);
         goto fail;
     }
     p->wake_ring_ok = io_uring_queue_init(8, &p->wake_ring, 0) == 0;
@@ -280,6 +321,10 @@ struct engine *engine_start(struct config *cfg, char *err, size_t err_cap)
              (unsigned long)e->max_conns, slots);
     return e;
 fail:
+    if (e->shards)
+        close_listeners(e);
+    if (e->tls)
+        tls_config_unref(e->tls);
     if (e->xs)
         xshard_destroy(e->xs);
     free(e->shards);
@@ -291,6 +336,37 @@ fail:
 uint16_t engine_port(const struct engine *e)
 {
     return ((const struct engine_priv *)e)->port;
+}
+
+uint16_t engine_tls_port(const struct engine *e)
+{
+    return e->tls ? ((const struct engine_priv *)e)->tls_port : 0;
+}
+
+int engine_reload_tls(struct engine *e, char *err, size_t err_cap)
+{
+    if (!e->tls) {
+        snprintf(err, err_cap, "no TLS listener");
+        return -1;
+    }
+    char why[256];
+    struct tls_config *next =
+        tls_config_reload(e->tls, e->cfg->tls_cert, e->cfg->tls_key, why, sizeof(why));
+    if (!next) {
+        snprintf(err, err_cap, "%s (keeping the current certificate)", why);
+        return -1;
+    }
+    for (unsigned i = 0; i < e->nr_shards; i++) {
+        tls_config_ref(next);
+        /* release; pairs with the acquire exchange in take_tls_reload. */
+        struct tls_config *old =
+            atomic_exchange_explicit(&e->shards[i].tls_next, next, memory_order_release);
+        if (old)
+            tls_config_unref(old); /* an earlier reload the shard had not taken yet */
+    }
+    tls_config_unref(e->tls);
+    e->tls = next;
+    return 0;
 }
 
 void engine_drain(struct engine *e)
@@ -335,8 +411,9 @@ void engine_join_destroy(struct engine *e)
     for (unsigned i = 0; i < e->nr_shards; i++)
         pthread_join(e->shards[i].thread, NULL);
     drop_leftovers(e);
-    for (unsigned i = 0; i < e->nr_shards; i++)
-        close(e->shards[i].listen_fd);
+    close_listeners(e);
+    if (e->tls)
+        tls_config_unref(e->tls);
     if (p->wake_ring_ok)
         io_uring_queue_exit(&p->wake_ring);
     pthread_barrier_destroy(&p->start);

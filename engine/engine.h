@@ -25,6 +25,15 @@ struct engine *engine_start(struct config *cfg, char *err, size_t err_cap);
 /* The port the plain listener is bound to. */
 uint16_t engine_port(const struct engine *e);
 
+/* The port of the TLS listener, 0 without one. */
+uint16_t engine_tls_port(const struct engine *e);
+
+/*
+ * Reloads --tls-cert and --tls-key for new connections (SIGHUP); current connections keep
+ * theirs. Returns 0, or -1 with one line in <err> (the old certificate stays in use).
+ */
+int engine_reload_tls(struct engine *e, char *err, size_t err_cap);
+
 /* Asks every shard to drain: refuse new upgrades (503), close 1001, flush up to 10 s. Any
  * thread; async-signal-unsafe. */
 void engine_drain(struct engine *e);

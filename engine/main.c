@@ -28,8 +28,6 @@ static const char *unsupported_option(const struct config *c)
         return "--jwt-secret";
     if (c->api_key)
         return "--api-key";
-    if (c->tls_listen_host)
-        return "--tls-listen";
     return NULL;
 }
 
@@ -77,6 +75,9 @@ int main(int argc, char **argv)
         return 1;
     }
     printf("ringcast: listening on ws://%s:%u\n", cfg.listen_host, (unsigned)engine_port(e));
+    if (cfg.tls_listen_host)
+        printf("ringcast: listening on wss://%s:%u\n", cfg.tls_listen_host,
+               (unsigned)engine_tls_port(e));
     fflush(stdout);
 
     for (;;) {
@@ -87,8 +88,16 @@ int main(int argc, char **argv)
                      sig == SIGINT ? "SIGINT" : "SIGTERM");
             break;
         }
-        if (sig == SIGHUP)
-            log_info("SIGHUP: nothing to reload without a TLS listener");
+        if (sig == SIGHUP) {
+            if (!cfg.tls_listen_host) {
+                log_info("SIGHUP: nothing to reload without a TLS listener");
+            } else if (engine_reload_tls(e, err, sizeof(err)) == 0) {
+                log_info("SIGHUP: reloaded %s and %s for new connections", cfg.tls_cert,
+                         cfg.tls_key);
+            } else {
+                log_error("SIGHUP: %s", err);
+            }
+        }
     }
     engine_drain(e);
     engine_join_destroy(e);

@@ -23,6 +23,7 @@
 #include <time.h>
 
 #include "log.h"
+#include "tls.h"
 #include "shard.h"
 #include "xshard.h"
 
@@ -52,59 +53,67 @@ void shard_push(struct shard *s, unsigned to, uint32_t kind, void *ptr, uint64_t
 }
 
 /*
- * Accept. Normally one multishot accept into auto-allocated direct descriptors. A multishot
- * accept cannot report each peer's address (the kernel would overwrite one sockaddr), so when
- * --max-conns-per-ip needs the address, ACCEPT_POOL single-shot accepts are kept in flight
- * instead, each with its own sockaddr.
+ * Accept. Normally one multishot accept per listener into auto-allocated direct descriptors.
+ * A multishot accept cannot report each peer's address (the kernel would overwrite one
+ * sockaddr), so when --max-conns-per-ip needs the address, ACCEPT_POOL single-shot accepts per
+ * listener are kept in flight instead, each with its own sockaddr.
  */
-static void arm_accept_one(struct shard *s, unsigned i)
+static void arm_accept_one(struct shard *s, unsigned l, unsigned i)
 {
+    unsigned e = l * ACCEPT_POOL + i;
     struct io_uring_sqe *sqe = ring_sqe(&s->ring);
-    s->acc_len[i] = sizeof(s->acc_addr[i]);
+    s->acc_len[e] = sizeof(s->acc_addr[e]);
     /* liburing 2.3 wraps IORING_FILE_INDEX_ALLOC to 0 here; pass it minus one (PLATFORM.md). */
-    io_uring_prep_accept_direct(sqe, s->listen_fd, (struct sockaddr *)&s->acc_addr[i],
-                                &s->acc_len[i], 0, IORING_FILE_INDEX_ALLOC - 1);
-    io_uring_sqe_set_data64(sqe, ring_ud(OP_ACCEPT, 1, i));
-    s->acc_busy |= 1u << i;
+    io_uring_prep_accept_direct(sqe, s->listen_fd[l], (struct sockaddr *)&s->acc_addr[e],
+                                &s->acc_len[e], 0, IORING_FILE_INDEX_ALLOC - 1);
+    io_uring_sqe_set_data64(sqe, ring_ud(OP_ACCEPT, 1, l << 8 | i));
+    s->acc_busy |= 1u << e;
 }
 
 static void arm_accept(struct shard *s)
 {
-    if (s->eng->cfg->max_conns_per_ip) {
-        for (unsigned i = 0; i < ACCEPT_POOL; i++)
-            if (!(s->acc_busy & (1u << i)))
-                arm_accept_one(s, i);
-        s->accept_armed = true;
-        return;
+    for (unsigned l = 0; l < 2; l++) {
+        if (s->listen_fd[l] < 0)
+            continue;
+        if (s->eng->cfg->max_conns_per_ip) {
+            for (unsigned i = 0; i < ACCEPT_POOL; i++)
+                if (!(s->acc_busy & (1u << (l * ACCEPT_POOL + i))))
+                    arm_accept_one(s, l, i);
+            s->accept_armed[l] = true;
+            continue;
+        }
+        if (s->accept_armed[l])
+            continue;
+        s->accept_armed[l] = true;
+        struct io_uring_sqe *sqe = ring_sqe(&s->ring);
+        /* liburing 2.3's multishot helper encodes IORING_FILE_INDEX_ALLOC correctly. */
+        io_uring_prep_multishot_accept_direct(sqe, s->listen_fd[l], NULL, NULL, 0);
+        io_uring_sqe_set_data64(sqe, ring_ud(OP_ACCEPT, 0, l << 8));
     }
-    struct io_uring_sqe *sqe = ring_sqe(&s->ring);
-    /* liburing 2.3's multishot helper encodes IORING_FILE_INDEX_ALLOC correctly. */
-    io_uring_prep_multishot_accept_direct(sqe, s->listen_fd, NULL, NULL, 0);
-    io_uring_sqe_set_data64(sqe, ring_ud(OP_ACCEPT, 0, 0));
-    s->accept_armed = true;
 }
 
 static void handle_accept(struct shard *s, struct io_uring_cqe *cqe)
 {
     uint64_t ud = io_uring_cqe_get_data64(cqe);
-    bool pooled = ring_ud_gen(ud) == 1;
+    unsigned l = (ring_ud_idx(ud) >> 8) & 1;
     uint32_t ip = 0;
-    if (pooled) {
-        unsigned i = ring_ud_idx(ud);
-        s->acc_busy &= ~(1u << i);
-        const struct sockaddr_in *sin = (const struct sockaddr_in *)&s->acc_addr[i];
+    if (ring_ud_gen(ud) == 1) {
+        unsigned i = ring_ud_idx(ud) & 0xff;
+        unsigned e = l * ACCEPT_POOL + i;
+        s->acc_busy &= ~(1u << e);
+        const struct sockaddr_in *sin = (const struct sockaddr_in *)&s->acc_addr[e];
         if (cqe->res >= 0 && sin->sin_family == AF_INET)
             ip = sin->sin_addr.s_addr;
-        /* Keep the pool full while there is room; re-armed below otherwise. */
-        s->accept_armed = s->acc_busy != 0;
         if (cqe->res != -ENFILE && cqe->res != -ECANCELED && s->nr_live + 1 < s->nr_slots)
-            arm_accept_one(s, i);
+            arm_accept_one(s, l, i);
+        uint32_t mine = ((1u << ACCEPT_POOL) - 1) << (l * ACCEPT_POOL);
+        s->accept_armed[l] = (s->acc_busy & mine) != 0;
     } else if (!(cqe->flags & IORING_CQE_F_MORE)) {
-        s->accept_armed = false;
+        s->accept_armed[l] = false;
     }
     if (cqe->res >= 0) {
         if ((uint32_t)cqe->res < s->nr_slots) {
-            conn_accepted(s, (uint32_t)cqe->res);
+            conn_accepted(s, (uint32_t)cqe->res, l == 1);
             s->conns[cqe->res].peer_ip = ip;
         } else {
             struct io_uring_sqe *sqe = ring_sqe(&s->ring);
@@ -118,7 +127,7 @@ static void handle_accept(struct shard *s, struct io_uring_cqe *cqe)
     } else if (cqe->res != -ECANCELED) {
         log_debug("shard %u: accept: %s", s->id, strerror(-cqe->res));
     }
-    if (!s->accept_armed && s->nr_live < s->nr_slots)
+    if (s->nr_live < s->nr_slots)
         arm_accept(s);
 }
 
@@ -150,7 +159,7 @@ static void dispatch(struct shard *s, struct io_uring_cqe *cqe)
         break;
     case OP_CLOSE:
         conn_handle_close(s, c);
-        if (!s->accept_armed && !s->draining_done)
+        if (!s->draining_done)
             arm_accept(s);
         break;
     default: /* OP_SHUTDOWN failed: the peer is gone; recv will tell. */
@@ -167,6 +176,21 @@ static void take_inbox(struct shard *s)
         for (size_t i = 0; i < n; i++)
             room_handle_envelope(s, &env[i]);
     } while (n == INBOX_BATCH);
+}
+
+/* SIGHUP: the main thread left a new TLS config for this shard; new connections use it. */
+static void take_tls_reload(struct shard *s)
+{
+    struct tls_config *next = atomic_load_explicit(&s->tls_next, memory_order_relaxed);
+    if (!next)
+        return;
+    /* acquire; pairs with the release exchange in engine_reload_tls. */
+    next = atomic_exchange_explicit(&s->tls_next, NULL, memory_order_acquire);
+    if (!next)
+        return;
+    if (s->tls_cfg)
+        tls_config_unref(s->tls_cfg);
+    s->tls_cfg = next;
 }
 
 static void start_drain(struct shard *s)
@@ -235,6 +259,13 @@ void shard_teardown(struct shard *s)
     }
     room_table_fini(s);
     conn_pools_fini(s);
+    struct tls_config *next = atomic_exchange(&s->tls_next, NULL);
+    if (next)
+        tls_config_unref(next);
+    if (s->tls_cfg) {
+        tls_config_unref(s->tls_cfg);
+        s->tls_cfg = NULL;
+    }
     if (s->ring.ring_fd > 0) {
         bufring_fini(&s->bufs, &s->ring);
         io_uring_queue_exit(&s->ring);
@@ -256,6 +287,7 @@ void shard_run(struct shard *s)
         }
         io_uring_cq_advance(&s->ring, n);
         take_inbox(s);
+        take_tls_reload(s);
         if (!s->draining && atomic_load_explicit(&e->draining, memory_order_acquire))
             start_drain(s);
         timer_wheel_advance(&s->wheel, s->now, conn_on_timer, s);

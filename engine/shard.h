@@ -33,7 +33,7 @@
 
 /* Request kinds, the <op> of ring_ud(). */
 enum {
-    OP_ACCEPT = 1,
+    OP_ACCEPT = 1, /* idx: listener << 8 | pooled entry; gen: 1 when pooled */
     OP_RECV,
     OP_SEND,
     OP_SHUTDOWN,
@@ -64,6 +64,7 @@ enum conn_flag {
     CF_PEER_CLOSED = 1u << 9,  /* the peer's close frame arrived */
     CF_CANCEL_SENT = 1u << 10,
     CF_PEER_EOF = 1u << 11, /* the peer half-closed; flush what it is owed, then close */
+    CF_TLS_NOTIFY = 1u << 12, /* our close_notify is queued */
 };
 
 /* A queued outgoing frame: one reference to a shared msg. */
@@ -72,12 +73,16 @@ struct sq_node {
     struct msg *msg;
 };
 
-/* A contiguous send buffer used when several small frames go out in one send. */
+/*
+ * A contiguous send buffer: several small frames copied together, or TLS records sealed for one
+ * recipient. Buffers of SENDBUF_CAP bytes are pooled per shard; larger ones (a big message over
+ * TLS) are allocated to size and freed when their send completes.
+ */
 #define SENDBUF_CAP 16384
 struct sendbuf {
     struct sendbuf *next_free;
-    uint32_t len;
-    uint8_t data[SENDBUF_CAP];
+    uint32_t len, cap;
+    uint8_t data[];
 };
 
 /* Bytes set aside for a partial request head, frame or fragmented message. */
@@ -88,6 +93,8 @@ struct rxbuf {
 
 struct room;
 struct xshard_env;
+struct tls_config;
+struct tls_session;
 
 struct conn {
     uint32_t gen;
@@ -108,6 +115,7 @@ struct conn {
     struct conn *flush_next; /* shard flush list */
     struct room *room;
     struct conn *room_next, *room_prev;
+    struct tls_session *tls; /* NULL: plain TCP (tls/transport.h) */
     struct timer timer;
     uint32_t next_ping;
     float rl_tokens;    /* --rate-limit token bucket */
@@ -145,11 +153,13 @@ struct shard {
     int cpu;
     struct engine *eng;
     struct io_uring ring;
-    int listen_fd;
-    bool accept_armed;
-    uint32_t acc_busy; /* pooled single-shot accepts in flight (bit per slot) */
-    struct sockaddr_in6 acc_addr[ACCEPT_POOL];
-    socklen_t acc_len[ACCEPT_POOL];
+    int listen_fd[2]; /* plain, TLS (-1: none) */
+    bool accept_armed[2];
+    uint32_t acc_busy; /* pooled single-shot accepts in flight (bit per entry) */
+    struct sockaddr_in6 acc_addr[2 * ACCEPT_POOL];
+    socklen_t acc_len[2 * ACCEPT_POOL];
+    struct tls_config *tls_cfg;          /* this shard's reference; NULL without TLS */
+    _Atomic(struct tls_config *) tls_next; /* a reloaded config waiting to be taken */
     struct bufring bufs;
     struct conn *conns; /* indexed by direct descriptor slot */
     uint32_t nr_slots;
@@ -181,12 +191,14 @@ struct engine {
     atomic_uint_fast64_t nr_conns; /* upgraded connections, all shards */
     atomic_bool draining;
     struct ip_table *ips;
+    struct tls_config *tls; /* the current TLS config (main thread's reference) */
 };
 
 /* --- conn.c ----------------------------------------------------------------------------- */
 
-/* A new connection in slot <idx>: set it up and arm its receive. */
-void conn_accepted(struct shard *s, uint32_t idx);
+/* A new connection in slot <idx>, from the TLS listener when <tls>: set it up and arm its
+ * receive. */
+void conn_accepted(struct shard *s, uint32_t idx, bool tls);
 /* Completion handlers for a connection's own requests. */
 void conn_handle_recv(struct shard *s, struct conn *c, struct io_uring_cqe *cqe);
 void conn_handle_send(struct shard *s, struct conn *c, int res);

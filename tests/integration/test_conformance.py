@@ -26,10 +26,8 @@ with the default --max-message (65536) for the 1009 cases.
 
 Transport: plain TCP by default. With RINGCAST_CONFORMANCE_TLS=1 the same cases run over TLS
 (wss): the brokers get --tls-listen/--tls-cert/--tls-key with a throwaway self-signed
-certificate and the client wraps its socket with ssl, without verification.
-NOTE: the TLS path is NOT YET EXERCISED against ringcast: it was written before the broker
-had a TLS listener, and so far only tried against a stand-in TLS echo server. Until ringcast
-prints its wss listening line, that run fails at "start the main broker" (bounded, 15 s).
+certificate and the client wraps its socket with ssl, without verification (ctest runs it
+as integration.test_conformance_tls).
 
 Run it directly (python3 tests/integration/test_conformance.py [CASE-PREFIX ...]) or through
 ctest; RINGCAST_BIN names the broker. It prints one ok/FAIL line per case and ends with the
@@ -283,7 +281,7 @@ class Decoder:
 
 
 # =============================================================================================
-# Transport: a function that returns a connected socket. Plain TCP, or TLS (not yet exercised).
+# Transport: a function that returns a connected socket. Plain TCP, or TLS.
 
 TLS = os.environ.get("RINGCAST_CONFORMANCE_TLS") == "1"
 _WOULD_BLOCK = (BlockingIOError, InterruptedError, ssl.SSLWantReadError, ssl.SSLWantWriteError)
@@ -297,7 +295,6 @@ def open_plain(broker):
 
 
 def open_tls(broker):
-    # NOT YET EXERCISED against ringcast: written before the broker had a TLS listener.
     raw = socket.create_connection(("127.0.0.1", broker.tls_port), timeout=HANDSHAKE_TIMEOUT)
     raw.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
     ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
@@ -310,9 +307,8 @@ OPEN_SOCKET = open_tls if TLS else open_plain
 
 
 def tls_broker_args(tmpdir):
-    """--tls-* options with a throwaway self-signed certificate (NOT YET EXERCISED against
-    ringcast): from tools/gen-certs.sh, or straight from openssl where that script is
-    missing."""
+    """--tls-* options with a throwaway self-signed certificate from tools/gen-certs.sh, or
+    straight from openssl where that script is missing."""
     gen = os.path.join(harness.SRC, "tools", "gen-certs.sh")
     if os.path.exists(gen):
         subprocess.run(["sh", gen, tmpdir], check=True, capture_output=True, timeout=60)
