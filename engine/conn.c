@@ -28,8 +28,15 @@
 #include "ws_handshake.h"
 #include "xshard.h"
 
-/* Seconds a closing connection may take to finish the close handshake and send its FIN. */
+/*
+ * Closing: once everything owed is sent (close frame, FIN), the peer has CLOSE_LINGER_S seconds
+ * to close its side. While frames are still going out, a closing connection keeps its slot for
+ * up to CLOSE_FLUSH_S seconds (the drain's flush time), so a drain delivers what was queued.
+ * The shard clock counts whole seconds, so every deadline gets one more second than asked and
+ * a timer never fires early.
+ */
 #define CLOSE_LINGER_S 2
+#define CLOSE_FLUSH_S 10
 /* Free send buffers kept per shard; more are returned to the allocator. */
 #define SENDBUF_KEEP 64
 
@@ -169,7 +176,7 @@ void conn_accepted(struct shard *s, uint32_t idx, bool tls)
         }
     }
     arm_recv(s, c);
-    timer_arm(&s->wheel, &c->timer, s->now + s->eng->cfg->handshake_timeout);
+    timer_arm(&s->wheel, &c->timer, s->now + s->eng->cfg->handshake_timeout + 1);
 }
 
 void conn_handle_close(struct shard *s, struct conn *c)
@@ -264,11 +271,14 @@ void conn_enqueue(struct shard *s, struct conn *c, struct msg *m)
 /* Nothing left to send: finish a close in progress. */
 static void send_idle(struct shard *s, struct conn *c)
 {
-    if (c->flags & CF_PEER_EOF)
+    if (c->flags & CF_PEER_EOF) {
         conn_kill(s, c);
-    else if (c->state == CONN_CLOSING && (c->flags & CF_CLOSE_QUEUED) &&
-             !(c->flags & CF_SHUT_SENT))
+    } else if (c->state == CONN_CLOSING && (c->flags & CF_CLOSE_QUEUED) &&
+               !(c->flags & CF_SHUT_SENT)) {
         submit_shutdown(s, c);
+        /* Everything is out: the peer now has CLOSE_LINGER_S to close its side. */
+        timer_arm(&s->wheel, &c->timer, s->now + CLOSE_LINGER_S + 1);
+    }
 }
 
 /* Frames per TLS send at most, and plaintext bytes per send beyond the first frame. */
@@ -439,7 +449,8 @@ static void enter_closing(struct shard *s, struct conn *c)
 {
     room_leave(s, c);
     c->state = CONN_CLOSING;
-    timer_arm(&s->wheel, &c->timer, s->now + CLOSE_LINGER_S);
+    c->next_ping = s->now; /* closing since, in CLOSING */
+    timer_arm(&s->wheel, &c->timer, s->now + CLOSE_LINGER_S + 1);
 }
 
 void conn_close_ws(struct shard *s, struct conn *c, uint16_t code, const char *reason)
@@ -510,6 +521,20 @@ void conn_kill(struct shard *s, struct conn *c)
     try_finish(s, c);
 }
 
+void conn_arm_ws_timer(struct shard *s, struct conn *c)
+{
+    const struct config *cfg = s->eng->cfg;
+    uint32_t next = UINT32_MAX;
+    if (cfg->ping_interval)
+        next = c->next_ping;
+    if (cfg->idle_timeout && c->last_rx + cfg->idle_timeout + 1 < next)
+        next = c->last_rx + cfg->idle_timeout + 1;
+    if (next != UINT32_MAX)
+        timer_arm(&s->wheel, &c->timer, next);
+    else
+        timer_disarm(&s->wheel, &c->timer);
+}
+
 void conn_on_timer(struct timer *t, void *arg)
 {
     struct shard *s = arg;
@@ -521,8 +546,8 @@ void conn_on_timer(struct timer *t, void *arg)
         log_debug("shard %u: conn %u: handshake timeout", s->id, c->idx);
         conn_kill(s, c);
         return;
-    case CONN_WS: {
-        if (cfg->idle_timeout && s->now - c->last_rx >= cfg->idle_timeout) {
+    case CONN_WS:
+        if (cfg->idle_timeout && s->now - c->last_rx > cfg->idle_timeout) {
             conn_close_ws(s, c, WS_CLOSE_GOING_AWAY, "idle timeout");
             return;
         }
@@ -534,15 +559,16 @@ void conn_on_timer(struct timer *t, void *arg)
             }
             c->next_ping = s->now + cfg->ping_interval;
         }
-        uint32_t next = UINT32_MAX;
-        if (cfg->ping_interval)
-            next = c->next_ping;
-        if (cfg->idle_timeout && c->last_rx + cfg->idle_timeout < next)
-            next = c->last_rx + cfg->idle_timeout;
-        if (next != UINT32_MAX)
-            timer_arm(&s->wheel, &c->timer, next);
+        conn_arm_ws_timer(s, c);
         return;
-    }
+    case CONN_CLOSING:
+        /* Still sending what it is owed, and not for too long: let it finish. */
+        if ((c->sq_head || (c->flags & CF_SEND_BUSY)) && s->now - c->next_ping <= CLOSE_FLUSH_S) {
+            timer_arm(&s->wheel, &c->timer, s->now + 1);
+            return;
+        }
+        conn_kill(s, c);
+        return;
     default:
         conn_kill(s, c);
         return;

@@ -147,14 +147,14 @@ int http_handle(struct shard *s, struct conn *c, const uint8_t *buf, size_t len)
     }
 
     bool is_echo = str_eq(req.path, "/echo");
-    bool is_room = req.path.len > 6 && memcmp(req.path.p, "/room/", 6) == 0;
+    bool is_room = req.path.len >= 6 && memcmp(req.path.p, "/room/", 6) == 0;
     enum ws_upgrade_check chk = ws_upgrade_check(&req);
     if (chk == WS_UPGRADE_NOT_WEBSOCKET) {
         if (!str_eq(req.method, "GET") && !str_eq(req.method, "HEAD")) {
             refuse_with(s, c, 405, "Allow: GET\r\n", "method not allowed");
             return -EPROTO;
         }
-        serve_plain(s, c, &req, is_echo || is_room || str_eq(req.path, "/room/"));
+        serve_plain(s, c, &req, is_echo || is_room);
         return -EPROTO;
     }
     if (!is_echo && !is_room) {
@@ -206,15 +206,7 @@ int http_handle(struct shard *s, struct conn *c, const uint8_t *buf, size_t len)
         }
     }
     PROBE3(upgrade, s->id, c->idx, is_echo ? 1 : 2);
-    const struct config *cfg = s->eng->cfg;
-    c->next_ping = s->now + cfg->ping_interval;
-    timer_disarm(&s->wheel, &c->timer);
-    uint32_t next = UINT32_MAX;
-    if (cfg->ping_interval)
-        next = c->next_ping;
-    if (cfg->idle_timeout && s->now + cfg->idle_timeout < next)
-        next = s->now + cfg->idle_timeout;
-    if (next != UINT32_MAX)
-        timer_arm(&s->wheel, &c->timer, next);
+    c->next_ping = s->now + s->eng->cfg->ping_interval;
+    conn_arm_ws_timer(s, c);
     return r;
 }

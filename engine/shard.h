@@ -215,6 +215,8 @@ void conn_close_http(struct shard *s, struct conn *c, struct msg *m);
 void conn_close_ws(struct shard *s, struct conn *c, uint16_t code, const char *reason);
 /* Ends the connection now: cancel, close the descriptor, free the slot later. */
 void conn_kill(struct shard *s, struct conn *c);
+/* Arms an upgraded connection's timer for its next ping or idle deadline. */
+void conn_arm_ws_timer(struct shard *s, struct conn *c);
 /* The timer callback for connection timers. */
 void conn_on_timer(struct timer *t, void *arg);
 /* Frees the shard's pooled nodes and buffers. */
