@@ -471,7 +471,8 @@ void conn_close_ws(struct shard *s, struct conn *c, uint16_t code, const char *r
     if (plen) {
         m->data[h] = (uint8_t)(code >> 8);
         m->data[h + 1] = (uint8_t)code;
-        memcpy(m->data + h + 2, reason, rlen);
+        if (rlen)
+            memcpy(m->data + h + 2, reason, rlen);
     }
     m->len = (uint32_t)(h + plen);
     queue_append(s, c, m);

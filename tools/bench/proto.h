@@ -1,0 +1,74 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * proto: the messaging protocol a ringcast-bench client speaks on top of WebSocket, kept apart
+ * from the transport (worker.c) so that another adapter (ringcast's protocol mode, Socket.IO,
+ * a peer's pub/sub) can be added for comparison runs without touching the io_uring code.
+ *
+ * An adapter says which path a client asks for, what it sends right after the upgrade to become
+ * a member (nothing in raw room mode), how a published message is written, and how a received
+ * message is classified. Every published payload carries the publisher's client number, a
+ * per-publisher sequence number (from 1) and the scheduled send time (CLOCK_MONOTONIC
+ * nanoseconds: every process of a run is on one machine, so the clocks agree), which is how
+ * receivers measure latency, loss and reordering without talking to each other.
+ *
+ * Adapters own nothing and keep no state: every function is pure given its arguments.
+ */
+#ifndef RINGCAST_BENCH_PROTO_H
+#define RINGCAST_BENCH_PROTO_H
+
+#include "plan.h"
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+struct bench_msg {
+    uint32_t pub;   /* publishing client */
+    uint32_t seq;   /* per publisher, from 1 */
+    uint64_t ts_ns; /* scheduled send time */
+};
+
+enum proto_rx {
+    PROTO_RX_DELIVERY, /* a published message: *<m> is filled in */
+    PROTO_RX_JOINED,   /* the answer that completes the hello: the client is a member now */
+    PROTO_RX_IGNORE,   /* protocol chatter that is neither */
+    PROTO_RX_BAD,      /* not something this adapter understands */
+};
+
+struct proto_ops {
+    const char *name;
+    /* Leading bytes of a message that rx() needs; SIZE_MAX for the whole message. */
+    size_t rx_need;
+    /* Smallest payload publish() can write. */
+    size_t min_payload;
+    /*
+     * Writes the request path with query of client <g> (NUL-terminated). Returns its length
+     * or -ENOSPC.
+     */
+    int (*path)(const struct bench_opts *o, uint32_t g, char *out, size_t cap);
+    /*
+     * Writes the payload of the message to send right after the upgrade (0: none) and sets
+     * *<joined> when the client is a member as soon as the upgrade completes.
+     */
+    size_t (*hello)(const struct bench_opts *o, uint32_t g, uint8_t *out, size_t cap, bool *joined);
+    /*
+     * Writes the payload of one published message of exactly o->payload bytes (at least
+     * min_payload) into <out> (<cap> >= o->payload). Returns its length.
+     */
+    size_t (*publish)(const struct bench_opts *o, const struct bench_msg *m, uint8_t *out,
+                      size_t cap);
+    /*
+     * Classifies a received data message of <total> bytes, of which the first <have> (at
+     * least min(rx_need, total)) are in <p>.
+     */
+    enum proto_rx (*rx)(const struct bench_opts *o, const uint8_t *p, size_t have, size_t total,
+                        struct bench_msg *m);
+};
+
+/* Raw room mode: WS /room/<name>, messages forwarded verbatim (proto_raw.c). */
+extern const struct proto_ops proto_raw;
+
+/* Looks up an adapter by name; NULL when unknown. */
+const struct proto_ops *proto_find(const char *name);
+
+#endif
