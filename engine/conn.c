@@ -165,6 +165,8 @@ void conn_accepted(struct shard *s, uint32_t idx, bool tls)
     c->parser.max_message = s->eng->cfg->max_message;
     c->last_rx = s->now;
     s->nr_live++;
+    if (idx >= s->slots_hwm)
+        s->slots_hwm = idx + 1;
     atomic_fetch_add_explicit(&s->stats.accepted, 1, memory_order_relaxed);
     PROBE2(accept, s->id, idx);
     if (tls) {
@@ -192,8 +194,12 @@ static void schedule_flush(struct shard *s, struct conn *c)
     if (c->flags & (CF_IN_FLUSH | CF_SEND_BUSY))
         return;
     c->flags |= CF_IN_FLUSH;
-    c->flush_next = s->flush_head;
-    s->flush_head = c;
+    c->flush_next = NULL;
+    if (s->flush_tail)
+        s->flush_tail->flush_next = c;
+    else
+        s->flush_head = c;
+    s->flush_tail = c;
 }
 
 static void queue_append(struct shard *s, struct conn *c, struct msg *m)
@@ -385,16 +391,20 @@ static void conn_send(struct shard *s, struct conn *c)
     atomic_fetch_add_explicit(&s->stats.sends, 1, memory_order_relaxed);
 }
 
-void conn_flush_all(struct shard *s)
+bool conn_flush(struct shard *s, unsigned budget)
 {
-    while (s->flush_head) {
+    while (s->flush_head && budget) {
         struct conn *c = s->flush_head;
         s->flush_head = c->flush_next;
+        if (!s->flush_head)
+            s->flush_tail = NULL;
         c->flags &= (uint16_t)~CF_IN_FLUSH;
         if (c->state == CONN_DEAD || (c->flags & CF_SEND_BUSY))
             continue;
         conn_send(s, c);
+        budget--;
     }
+    return s->flush_head != NULL;
 }
 
 static void release_tx(struct shard *s, struct conn *c)
@@ -440,7 +450,12 @@ void conn_handle_send(struct shard *s, struct conn *c, int res)
         return;
     }
     release_tx(s, c);
-    conn_send(s, c);
+    /*
+     * Not now: at the end of this loop turn, once every publish of the turn has been queued,
+     * so that the next send carries all of them (PLATFORM.md section 7: frames per send are
+     * the CPU and the latency at load).
+     */
+    schedule_flush(s, c);
 }
 
 /* ---- closing -------------------------------------------------------------------------- */

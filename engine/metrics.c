@@ -16,7 +16,7 @@
 
 struct totals {
     uint64_t accepted, failed, msgs_in, msgs_out, bytes_in, bytes_out, sends, slow_close,
-        slow_drop, xshard, rooms, queued, conns;
+        slow_drop, xshard, rooms, queued, conns, turns, cqes;
 };
 
 static void sum(const struct engine *e, struct totals *t)
@@ -37,6 +37,8 @@ static void sum(const struct engine *e, struct totals *t)
         t->xshard += LOAD(st->xshard_msgs);
         t->rooms += LOAD(st->rooms);
         t->queued += LOAD(st->queued_bytes);
+        t->turns += LOAD(st->turns);
+        t->cqes += LOAD(st->cqes);
     }
 }
 
@@ -107,6 +109,9 @@ size_t metrics_prometheus(const struct engine *e, char *out, size_t cap)
         (unsigned long)t.queued);
     OUT("# TYPE ringcast_xshard_messages_total counter\nringcast_xshard_messages_total %lu\n",
         (unsigned long)t.xshard);
+    OUT("# HELP ringcast_loop_turns_total Event loop iterations, all shards.\n"
+        "# TYPE ringcast_loop_turns_total counter\nringcast_loop_turns_total %lu\n",
+        (unsigned long)t.turns);
     OUT("# TYPE process_resident_memory_bytes gauge\nprocess_resident_memory_bytes %lu\n",
         (unsigned long)rss);
     OUT("# TYPE process_cpu_seconds_total counter\nprocess_cpu_seconds_total %.3f\n", cpu);
@@ -125,13 +130,14 @@ size_t metrics_json(const struct engine *e, char *out, size_t cap)
         "\"handshakes_failed\":%lu,\"messages_received\":%lu,\"messages_delivered\":%lu,"
         "\"bytes_received\":%lu,\"bytes_sent\":%lu,\"sends\":%lu,\"frames_per_send\":%.2f,"
         "\"rooms\":%lu,\"slow_consumer_close\":%lu,\"slow_consumer_drop\":%lu,"
-        "\"send_queue_bytes\":%lu,\"xshard_messages\":%lu,\"rss_bytes\":%lu,"
-        "\"cpu_seconds\":%.3f}\n",
+        "\"send_queue_bytes\":%lu,\"xshard_messages\":%lu,\"loop_turns\":%lu,"
+        "\"completions\":%lu,\"rss_bytes\":%lu,\"cpu_seconds\":%.3f}\n",
         e->nr_shards, (unsigned long)t.conns, (unsigned long)e->max_conns,
         (unsigned long)t.accepted, (unsigned long)t.failed, (unsigned long)t.msgs_in,
         (unsigned long)t.msgs_out, (unsigned long)t.bytes_in, (unsigned long)t.bytes_out,
         (unsigned long)t.sends, t.sends ? (double)t.msgs_out / (double)t.sends : 0.0,
         (unsigned long)t.rooms, (unsigned long)t.slow_close, (unsigned long)t.slow_drop,
-        (unsigned long)t.queued, (unsigned long)t.xshard, (unsigned long)rss, cpu);
+        (unsigned long)t.queued, (unsigned long)t.xshard, (unsigned long)t.turns,
+        (unsigned long)t.cqes, (unsigned long)rss, cpu);
     return len;
 }

@@ -30,6 +30,16 @@
 #define SQ_ENTRIES 4096
 #define CQ_ENTRIES 65536
 #define INBOX_BATCH 256
+/*
+ * Sends per loop turn. The flush list is a FIFO: a connection waits its turn while its frames
+ * pile up, so under load each send carries more frames (the kernel's send is the cost of a
+ * delivery, PLATFORM.md section 7), while turns stay short enough that publishes are read, and
+ * their frames queued, within a millisecond or two. At light load every connection with
+ * something queued is sent at the end of the turn that queued it.
+ */
+#define FLUSH_BUDGET 256
+/* Completions the kernel may run and post per io_uring_enter on a busy turn. */
+#define TASKRUN_BATCH 4096
 #define DRAIN_S 10
 
 uint64_t mono_ns(void)
@@ -197,7 +207,7 @@ static void start_drain(struct shard *s)
 {
     s->draining = true;
     s->drain_deadline_ns = s->now_ns + (uint64_t)DRAIN_S * 1000000000ull;
-    for (uint32_t i = 0; i < s->nr_slots && s->nr_live; i++) {
+    for (uint32_t i = 0; i < s->slots_hwm && s->nr_live; i++) {
         struct conn *c = &s->conns[i];
         if (c->state == CONN_WS)
             conn_close_ws(s, c, WS_CLOSE_GOING_AWAY, "server shutting down");
@@ -249,7 +259,7 @@ int shard_setup(struct shard *s)
 void shard_teardown(struct shard *s)
 {
     if (s->conns) {
-        for (uint32_t i = 0; i < s->nr_slots; i++) {
+        for (uint32_t i = 0; i < s->slots_hwm; i++) {
             struct conn *c = &s->conns[i];
             if (c->state != CONN_FREE)
                 conn_release_memory(s, c);
@@ -286,26 +296,38 @@ void shard_run(struct shard *s)
             n++;
         }
         io_uring_cq_advance(&s->ring, n);
+        atomic_fetch_add_explicit(&s->stats.turns, 1, memory_order_relaxed);
+        atomic_fetch_add_explicit(&s->stats.cqes, n, memory_order_relaxed);
         take_inbox(s);
         take_tls_reload(s);
         if (!s->draining && atomic_load_explicit(&e->draining, memory_order_acquire))
             start_drain(s);
         timer_wheel_advance(&s->wheel, s->now, conn_on_timer, s);
-        conn_flush_all(s);
-        bool pending = false;
-        ring_doorbells(s, xshard_flush(e->xs, s->id, &pending));
+        bool pending = conn_flush(s, FLUSH_BUDGET);
+        bool xs_pending = false;
+        ring_doorbells(s, xshard_flush(e->xs, s->id, &xs_pending));
+        pending |= xs_pending;
         if (s->draining && (s->nr_live == 0 || s->now_ns >= s->drain_deadline_ns)) {
             s->draining_done = true;
             io_uring_submit(&s->ring);
             break;
         }
-        bool sleep = !pending && xshard_prepare_sleep(e->xs, s->id);
+        /*
+         * Sleep only after a turn that found nothing to do. With DEFER_TASKRUN the kernel runs
+         * completions (our multishot receives among them) only inside this call, and at most
+         * max(20, wait_nr) of them per call: waiting for one at a time would cap the publishes
+         * read per turn at 20 and leave the rest queued in the kernel, however idle the CPU.
+         * A busy turn therefore asks for a large batch with a zero timeout.
+         */
+        bool sleep = n == 0 && !pending && xshard_prepare_sleep(e->xs, s->id);
         struct __kernel_timespec ts = {0, 0};
+        unsigned wait_nr = TASKRUN_BATCH;
         if (sleep) {
             /* Wake at the next second boundary at the latest: the timers' granularity. */
             ts.tv_nsec = (long long)(1000000000ull - s->now_ns % 1000000000ull);
+            wait_nr = 1;
         }
-        io_uring_submit_and_wait_timeout(&s->ring, &cqe, 1, &ts, NULL);
+        io_uring_submit_and_wait_timeout(&s->ring, &cqe, wait_nr, &ts, NULL);
         if (sleep)
             xshard_wake_done(e->xs, s->id);
     }

@@ -144,6 +144,8 @@ struct shard_stats {
     atomic_uint_fast64_t rooms;
     atomic_uint_fast64_t queued_bytes;
     atomic_uint_fast64_t stale_cqes;
+    atomic_uint_fast64_t turns; /* loop iterations */
+    atomic_uint_fast64_t cqes;  /* completions handled */
 };
 
 struct engine;
@@ -164,11 +166,12 @@ struct shard {
     struct conn *conns; /* indexed by direct descriptor slot */
     uint32_t nr_slots;
     uint32_t nr_live; /* slots not FREE */
+    uint32_t slots_hwm; /* one past the highest slot ever used: scans stop here */
     struct room_table rooms;
     struct timer_wheel wheel;
     uint32_t now; /* cached second (CLOCK_MONOTONIC) of this loop iteration */
     uint64_t now_ns;
-    struct conn *flush_head;
+    struct conn *flush_head, *flush_tail; /* FIFO: the longest waiting is sent first */
     struct sq_node *node_free;
     struct sendbuf *sendbuf_free;
     uint32_t nr_sendbuf_free;
@@ -207,8 +210,11 @@ void conn_handle_close(struct shard *s, struct conn *c);
 /* Queues one reference to <m> on <c> (takes the reference) and schedules a flush. Applies the
  * slow-consumer policy. */
 void conn_enqueue(struct shard *s, struct conn *c, struct msg *m);
-/* Sends every connection on the flush list what it has queued, one send each. */
-void conn_flush_all(struct shard *s);
+/*
+ * Sends connections from the head of the flush list what they have queued, one send each, at
+ * most <budget> sends. Returns true when connections are still waiting.
+ */
+bool conn_flush(struct shard *s, unsigned budget);
 /* Queues the final HTTP answer <m> (taken) and starts closing. */
 void conn_close_http(struct shard *s, struct conn *c, struct msg *m);
 /* Starts a WebSocket close with <code> (queued after pending frames). */
