@@ -37,7 +37,7 @@
  * their frames queued, within a millisecond or two. At light load every connection with
  * something queued is sent at the end of the turn that queued it.
  */
-#define FLUSH_BUDGET 256
+#define FLUSH_BUDGET 64
 /* Completions the kernel may run and post per io_uring_enter on a busy turn. */
 #define TASKRUN_BATCH 4096
 #define DRAIN_S 10
