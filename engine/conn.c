@@ -16,17 +16,17 @@
  * itself. That self-clocking is the flush policy: under light load each frame leaves at once,
  * under heavy load the frames that piled up during a send share the next one.
  */
-#include <errno.h>
-#include <stdlib.h>
-#include <string.h>
-#include <sys/socket.h>
-
 #include "log.h"
 #include "probes.h"
 #include "shard.h"
 #include "tls.h"
 #include "ws_handshake.h"
 #include "xshard.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
 
 /*
  * Closing: once everything owed is sent (close frame, FIN), the peer has CLOSE_LINGER_S seconds
@@ -36,7 +36,7 @@
  * a timer never fires early.
  */
 #define CLOSE_LINGER_S 2
-#define CLOSE_FLUSH_S 10
+#define CLOSE_FLUSH_S  10
 /* Free send buffers kept per shard; more are returned to the allocator. */
 #define SENDBUF_KEEP 64
 
@@ -288,7 +288,7 @@ static void send_idle(struct shard *s, struct conn *c)
 }
 
 /* Frames per TLS send at most, and plaintext bytes per send beyond the first frame. */
-#define TLS_IOV_MAX 64
+#define TLS_IOV_MAX     64
 #define TLS_FLUSH_BYTES 65536
 
 /*
@@ -364,8 +364,7 @@ static void conn_send(struct shard *s, struct conn *c)
         if (!c->sq_head)
             c->sq_tail = NULL;
         c->queued -= c->tx_msg->len;
-        atomic_fetch_sub_explicit(&s->stats.queued_bytes, c->tx_msg->len,
-                                  memory_order_relaxed);
+        atomic_fetch_sub_explicit(&s->stats.queued_bytes, c->tx_msg->len, memory_order_relaxed);
         node_put(s, n);
         atomic_fetch_add_explicit(&s->stats.msgs_out, 1, memory_order_relaxed);
         submit_send(s, c, c->tx_msg->data, c->tx_msg->len);
@@ -525,7 +524,7 @@ void conn_kill(struct shard *s, struct conn *c)
     }
     if (c->flags & CF_IP_COUNTED)
         ip_release(s->eng, c->peer_ip);
-    c->flags &= (uint16_t)~(CF_COUNTED | CF_IP_COUNTED);
+    c->flags &= (uint16_t) ~(CF_COUNTED | CF_IP_COUNTED);
     if ((c->flags & (CF_RECV_ARMED | CF_SEND_BUSY)) && !(c->flags & CF_CANCEL_SENT)) {
         struct io_uring_sqe *sqe = ring_sqe(&s->ring);
         io_uring_prep_cancel_fd(sqe, (int)c->idx,
@@ -819,8 +818,7 @@ static void tls_input(struct shard *s, struct conn *c, uint8_t *p, size_t len)
                 log_debug("shard %u: conn %u: TLS: %s", s->id, c->idx,
                           tls_reason_name(tls_session_reason(c->tls)));
                 if (c->state == CONN_HTTP)
-                    atomic_fetch_add_explicit(&s->stats.handshakes_failed, 1,
-                                              memory_order_relaxed);
+                    atomic_fetch_add_explicit(&s->stats.handshakes_failed, 1, memory_order_relaxed);
             }
             if (c->state == CONN_WS || c->state == CONN_HTTP)
                 enter_closing(s, c);

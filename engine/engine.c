@@ -9,6 +9,12 @@
  */
 #include "engine.h"
 
+#include "listener.h"
+#include "log.h"
+#include "shard.h"
+#include "tls.h"
+#include "xshard.h"
+
 #include <errno.h>
 #include <pthread.h>
 #include <sched.h>
@@ -19,22 +25,16 @@
 #include <sys/resource.h>
 #include <unistd.h>
 
-#include "listener.h"
-#include "log.h"
-#include "shard.h"
-#include "tls.h"
-#include "xshard.h"
-
 /* Slots kept free in each table beyond its share, for imbalance between shards and for
  * answering 503 when full. */
 #define TABLE_HEADROOM_DIV 8
 #define TABLE_HEADROOM_MIN 64
 /* Envelopes per (from, to) ring: N^2 rings, so fewer slots each as shards multiply. */
 #define XSHARD_RING_BUDGET 32768
-#define XSHARD_RING_MIN 256
-#define XSHARD_RING_MAX 4096
-#define LISTEN_BACKLOG 4096
-#define IP_TABLE_CAP (1u << 16)
+#define XSHARD_RING_MIN    256
+#define XSHARD_RING_MAX    4096
+#define LISTEN_BACKLOG     4096
+#define IP_TABLE_CAP       (1u << 16)
 
 struct ip_table {
     _Atomic uint32_t keys[IP_TABLE_CAP];
@@ -62,9 +62,8 @@ static _Atomic uint32_t *ip_slot(struct ip_table *t, uint32_t ip)
         if (k == 0) {
             uint32_t zero = 0;
             /* acq_rel; pairs with the acquire load above in other shards. */
-            if (atomic_compare_exchange_strong_explicit(&t->keys[h], &zero, ip,
-                                                        memory_order_acq_rel,
-                                                        memory_order_acquire) ||
+            if (atomic_compare_exchange_strong_explicit(
+                    &t->keys[h], &zero, ip, memory_order_acq_rel, memory_order_acquire) ||
                 zero == ip)
                 return &t->counts[h];
         }
@@ -265,7 +264,7 @@ struct engine *engine_start(struct config *cfg, char *err, size_t err_cap)
             e->shards[i].listen_fd[0] = e->shards[i].listen_fd[1] = -1;
     }
     unsigned ring_cap = XSHARD_RING_BUDGET / e->nr_shards;
-    ring_cap = ring_cap < XSHARD_RING_MIN ? XSHARD_RING_MIN
+    ring_cap = ring_cap < XSHARD_RING_MIN   ? XSHARD_RING_MIN
                : ring_cap > XSHARD_RING_MAX ? XSHARD_RING_MAX
                                             : ring_cap;
     e->xs = xshard_create(e->nr_shards, ring_cap);
@@ -283,9 +282,8 @@ struct engine *engine_start(struct config *cfg, char *err, size_t err_cap)
         s->nr_slots = slots;
     }
     if (cfg->tls_listen_host) {
-        struct tls_config_opts o = {.cert_file = cfg->tls_cert,
-                                    .key_file = cfg->tls_key,
-                                    .no_offload = !cfg->tls_offload};
+        struct tls_config_opts o = {
+            .cert_file = cfg->tls_cert, .key_file = cfg->tls_key, .no_offload = !cfg->tls_offload};
         char why[256];
         e->tls = tls_config_create(&o, why, sizeof(why));
         if (!e->tls) {
@@ -309,8 +307,7 @@ struct engine *engine_start(struct config *cfg, char *err, size_t err_cap)
     pthread_barrier_wait(&p->start);
     int serr = atomic_load(&p->setup_err);
     if (serr) {
-        snprintf(err, err_cap, "ringcast: cannot set up the io_uring shards: %s%s",
-                 strerror(-serr),
+        snprintf(err, err_cap, "ringcast: cannot set up the io_uring shards: %s%s", strerror(-serr),
                  serr == -ENOMEM ? " (io_uring memory is locked memory: see ulimit -l)" : "");
         for (unsigned i = 0; i < e->nr_shards; i++)
             pthread_join(e->shards[i].thread, NULL);

@@ -9,10 +9,10 @@
 #ifndef RINGCAST_ENGINE_H
 #define RINGCAST_ENGINE_H
 
+#include "config.h"
+
 #include <stddef.h>
 #include <stdint.h>
-
-#include "config.h"
 
 struct engine;
 

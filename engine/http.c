@@ -4,16 +4,16 @@
  * refusals with a one-line reason, and WebSocket upgrades to /echo and /room/<name>.
  * The parsing itself is ws_handshake's; this file decides.
  */
-#include <errno.h>
-#include <stdio.h>
-#include <stdlib.h>
-#include <string.h>
-
 #include "log.h"
 #include "metrics.h"
 #include "probes.h"
 #include "shard.h"
 #include "ws_handshake.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
 
 static bool str_eq(struct http_str s, const char *lit)
 {
@@ -30,8 +30,7 @@ static void answer(struct shard *s, struct conn *c, int status, const char *extr
         conn_kill(s, c);
         return;
     }
-    m->len = (uint32_t)http_response((char *)m->data, need, status, extra, ctype, body,
-                                     body_len);
+    m->len = (uint32_t)http_response((char *)m->data, need, status, extra, ctype, body, body_len);
     conn_close_http(s, c, m);
 }
 
@@ -83,8 +82,7 @@ static void serve_plain(struct shard *s, struct conn *c, const struct http_reque
                 refuse_with(s, c, 500, NULL, "out of memory");
                 return;
             }
-            n = prom ? metrics_prometheus(s->eng, body, n + 1)
-                     : metrics_json(s->eng, body, n + 1);
+            n = prom ? metrics_prometheus(s->eng, body, n + 1) : metrics_json(s->eng, body, n + 1);
         }
         answer(s, c, 200, "Cache-Control: no-store\r\n",
                prom ? "text/plain; version=0.0.4" : "application/json", body, n);

@@ -5,14 +5,14 @@
  * line"). Signals are blocked in every thread and taken here with sigwaitinfo, so no shard is
  * ever interrupted by one.
  */
+#include "config.h"
+#include "engine.h"
+#include "log.h"
+
 #include <malloc.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
-
-#include "config.h"
-#include "engine.h"
-#include "log.h"
 
 extern char **environ;
 

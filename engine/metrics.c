@@ -4,19 +4,20 @@
  * Each shard writes its own counters (relaxed atomics, one writer); a request sums them on
  * whichever shard serves it. Nothing in here is secret.
  */
+#include "metrics.h"
+
+#include "shard.h"
+
 #include <stdio.h>
 #include <string.h>
 #include <sys/resource.h>
 #include <unistd.h>
 
-#include "metrics.h"
-#include "shard.h"
-
 #define LOAD(x) atomic_load_explicit(&(x), memory_order_relaxed)
 
 struct totals {
-    uint64_t accepted, failed, msgs_in, msgs_out, bytes_in, bytes_out, sends, slow_close,
-        slow_drop, xshard, rooms, queued, conns, turns, cqes;
+    uint64_t accepted, failed, msgs_in, msgs_out, bytes_in, bytes_out, sends, slow_close, slow_drop,
+        xshard, rooms, queued, conns, turns, cqes;
 };
 
 static void sum(const struct engine *e, struct totals *t)
@@ -62,7 +63,7 @@ static void process_figures(uint64_t *rss, double *cpu)
 /* Appends with snprintf, tracking the length even past <cap> (the caller sizes by retrying). */
 #define OUT(...)                                                                                   \
     do {                                                                                           \
-        int n_ = snprintf(out + (len < cap ? len : cap), len < cap ? cap - len : 0, __VA_ARGS__); \
+        int n_ = snprintf(out + (len < cap ? len : cap), len < cap ? cap - len : 0, __VA_ARGS__);  \
         if (n_ > 0)                                                                                \
             len += (size_t)n_;                                                                     \
     } while (0)

@@ -1,10 +1,10 @@
 /* SPDX-License-Identifier: MIT */
 #include "msg.h"
 
+#include "ws_frame.h"
+
 #include <stdlib.h>
 #include <string.h>
-
-#include "ws_frame.h"
 
 struct msg *msg_create(size_t len, size_t name_len)
 {

@@ -8,14 +8,14 @@
  * member shard once, never once per member. Order per publisher holds because every hop is a
  * FIFO ring per (from, to) pair.
  */
+#include "probes.h"
+#include "shard.h"
+#include "xshard.h"
+
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
 #include <xxhash.h>
-
-#include "probes.h"
-#include "shard.h"
-#include "xshard.h"
 
 struct room {
     struct room *hnext;

@@ -15,6 +15,12 @@
  * Steps 6 and 7 run after all input of the turn was seen, so everything a turn produced for
  * one connection or one shard leaves together.
  */
+#include "shard.h"
+
+#include "log.h"
+#include "tls.h"
+#include "xshard.h"
+
 #include <errno.h>
 #include <netinet/in.h>
 #include <sched.h>
@@ -22,13 +28,8 @@
 #include <sys/mman.h>
 #include <time.h>
 
-#include "log.h"
-#include "tls.h"
-#include "shard.h"
-#include "xshard.h"
-
-#define SQ_ENTRIES 4096
-#define CQ_ENTRIES 65536
+#define SQ_ENTRIES  4096
+#define CQ_ENTRIES  65536
 #define INBOX_BATCH 256
 /*
  * Sends per loop turn. The flush list is a FIFO: a connection waits its turn while its frames
@@ -40,7 +41,7 @@
 #define FLUSH_BUDGET 64
 /* Completions the kernel may run and post per io_uring_enter on a busy turn. */
 #define TASKRUN_BATCH 4096
-#define DRAIN_S 10
+#define DRAIN_S       10
 
 uint64_t mono_ns(void)
 {
@@ -54,8 +55,7 @@ void shard_push(struct shard *s, unsigned to, uint32_t kind, void *ptr, uint64_t
     struct xshard_env env = {.kind = kind, .arg = s->id, .ptr = ptr, .val = val};
     if (xshard_push(s->eng->xs, s->id, to, &env) < 0) {
         /* Out of memory for the overflow list: drop the message, keep the shard alive. */
-        log_warn("shard %u: cross-shard queue to %u: out of memory, message dropped", s->id,
-                 to);
+        log_warn("shard %u: cross-shard queue to %u: out of memory, message dropped", s->id, to);
         msg_unref(ptr);
         return;
     }

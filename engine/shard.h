@@ -14,18 +14,18 @@
 #ifndef RINGCAST_SHARD_H
 #define RINGCAST_SHARD_H
 
-#include <netinet/in.h>
-#include <pthread.h>
-#include <stdatomic.h>
-#include <stdbool.h>
-#include <stdint.h>
-
 #include "bufring.h"
 #include "config.h"
 #include "msg.h"
 #include "ring.h"
 #include "timer.h"
 #include "ws_frame.h"
+
+#include <netinet/in.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdint.h>
 
 #define SHARDS_MAX 64
 /* Single-shot accepts kept in flight when peer addresses are needed. */
@@ -44,9 +44,9 @@ enum {
 
 enum conn_state {
     CONN_FREE = 0,
-    CONN_HTTP,    /* accepted, reading the request head */
-    CONN_WS,      /* upgraded */
-    CONN_CLOSING, /* close frame or refusal queued: flush, half-close, await EOF */
+    CONN_HTTP,      /* accepted, reading the request head */
+    CONN_WS,        /* upgraded */
+    CONN_CLOSING,   /* close frame or refusal queued: flush, half-close, await EOF */
     CONN_DEAD,      /* waiting for its requests to complete or be cancelled */
     CONN_RELEASING, /* descriptor close submitted; the slot is FREE when it completes */
 };
@@ -63,7 +63,7 @@ enum conn_flag {
     CF_CLOSE_QUEUED = 1u << 8, /* a close frame or final HTTP answer is in the queue */
     CF_PEER_CLOSED = 1u << 9,  /* the peer's close frame arrived */
     CF_CANCEL_SENT = 1u << 10,
-    CF_PEER_EOF = 1u << 11, /* the peer half-closed; flush what it is owed, then close */
+    CF_PEER_EOF = 1u << 11,   /* the peer half-closed; flush what it is owed, then close */
     CF_TLS_NOTIFY = 1u << 12, /* our close_notify is queued */
 };
 
@@ -118,7 +118,7 @@ struct conn {
     struct tls_session *tls; /* NULL: plain TCP (tls/transport.h) */
     struct timer timer;
     uint32_t next_ping;
-    float rl_tokens;    /* --rate-limit token bucket */
+    float rl_tokens;     /* --rate-limit token bucket */
     uint32_t rl_last_ms; /* shard milliseconds at the last refill */
 };
 
@@ -160,12 +160,12 @@ struct shard {
     uint32_t acc_busy; /* pooled single-shot accepts in flight (bit per entry) */
     struct sockaddr_in6 acc_addr[2 * ACCEPT_POOL];
     socklen_t acc_len[2 * ACCEPT_POOL];
-    struct tls_config *tls_cfg;          /* this shard's reference; NULL without TLS */
+    struct tls_config *tls_cfg;            /* this shard's reference; NULL without TLS */
     _Atomic(struct tls_config *) tls_next; /* a reloaded config waiting to be taken */
     struct bufring bufs;
     struct conn *conns; /* indexed by direct descriptor slot */
     uint32_t nr_slots;
-    uint32_t nr_live; /* slots not FREE */
+    uint32_t nr_live;   /* slots not FREE */
     uint32_t slots_hwm; /* one past the highest slot ever used: scans stop here */
     struct room_table rooms;
     struct timer_wheel wheel;
@@ -273,7 +273,7 @@ void ip_release(struct engine *e, uint32_t ip);
 /* --- shard.c --------------------------------------------------------------------------- */
 
 /* Receive buffers per shard: enough for a burst from many connections at once. */
-#define SHARD_RECV_BUFS 512
+#define SHARD_RECV_BUFS     512
 #define SHARD_RECV_BUF_SIZE 4096
 
 /* Creates the shard's ring, descriptor table, buffers and slots, on the shard's thread.

@@ -28,8 +28,8 @@ int bufring_init(struct bufring *b, struct io_uring *ring, uint16_t bgid, unsign
     b->buf_size = buf_size;
     b->bgid = bgid;
     for (unsigned i = 0; i < nr; i++)
-        io_uring_buf_ring_add(b->br, bufring_addr(b, i), buf_size, (unsigned short)i,
-                              (int)(nr - 1), (int)i);
+        io_uring_buf_ring_add(b->br, bufring_addr(b, i), buf_size, (unsigned short)i, (int)(nr - 1),
+                              (int)i);
     io_uring_buf_ring_advance(b->br, (int)nr);
     return 0;
 }

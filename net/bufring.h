@@ -10,9 +10,9 @@
 #ifndef RINGCAST_BUFRING_H
 #define RINGCAST_BUFRING_H
 
-#include <stdint.h>
-
 #include "ring.h"
+
+#include <stdint.h>
 
 struct bufring {
     struct io_uring_buf_ring *br;
