@@ -167,7 +167,7 @@ void conn_accepted(struct shard *s, uint32_t idx, bool tls)
     s->nr_live++;
     if (idx >= s->slots_hwm)
         s->slots_hwm = idx + 1;
-    atomic_fetch_add_explicit(&s->stats.accepted, 1, memory_order_relaxed);
+    STAT_ADD(s, accepted, 1);
     PROBE2(accept, s->id, idx);
     if (tls) {
         c->tls = tls_session_create(s->tls_cfg);
@@ -217,7 +217,7 @@ static void queue_append(struct shard *s, struct conn *c, struct msg *m)
         c->sq_head = n;
     c->sq_tail = n;
     c->queued += m->len;
-    atomic_fetch_add_explicit(&s->stats.queued_bytes, m->len, memory_order_relaxed);
+    STAT_ADD(s, queued_bytes, m->len);
     schedule_flush(s, c);
 }
 
@@ -230,7 +230,7 @@ static uint32_t queue_drop_head(struct shard *s, struct conn *c)
     if (!c->sq_head)
         c->sq_tail = NULL;
     c->queued -= len;
-    atomic_fetch_sub_explicit(&s->stats.queued_bytes, len, memory_order_relaxed);
+    STAT_SUB(s, queued_bytes, len);
     msg_unref(n->msg);
     node_put(s, n);
     return len;
@@ -256,7 +256,7 @@ void conn_enqueue(struct shard *s, struct conn *c, struct msg *m)
     uint64_t limit = s->eng->cfg->send_queue;
     if (c->sq_head && (uint64_t)c->queued + m->len > limit) {
         if (s->eng->cfg->slow_consumer == SLOW_CLOSE) {
-            atomic_fetch_add_explicit(&s->stats.slow_close, 1, memory_order_relaxed);
+            STAT_ADD(s, slow_close, 1);
             PROBE3(slow_consumer, s->id, c->idx, 1);
             msg_unref(m);
             queue_clear(s, c);
@@ -268,7 +268,7 @@ void conn_enqueue(struct shard *s, struct conn *c, struct msg *m)
             queue_drop_head(s, c);
             dropped++;
         }
-        atomic_fetch_add_explicit(&s->stats.slow_drop, dropped, memory_order_relaxed);
+        STAT_ADD(s, slow_drop, dropped);
         PROBE3(slow_consumer, s->id, c->idx, 2);
     }
     queue_append(s, c, m);
@@ -339,8 +339,8 @@ static void conn_send_tls(struct shard *s, struct conn *c)
     b->len = (uint32_t)w;
     c->tx_off = 0;
     c->tx_buf = b;
-    atomic_fetch_add_explicit(&s->stats.msgs_out, (uint64_t)n, memory_order_relaxed);
-    atomic_fetch_add_explicit(&s->stats.sends, 1, memory_order_relaxed);
+    STAT_ADD(s, msgs_out, (uint64_t)n);
+    STAT_ADD(s, sends, 1);
     submit_send(s, c, b->data, b->len);
 }
 
@@ -364,9 +364,9 @@ static void conn_send(struct shard *s, struct conn *c)
         if (!c->sq_head)
             c->sq_tail = NULL;
         c->queued -= c->tx_msg->len;
-        atomic_fetch_sub_explicit(&s->stats.queued_bytes, c->tx_msg->len, memory_order_relaxed);
+        STAT_SUB(s, queued_bytes, c->tx_msg->len);
         node_put(s, n);
-        atomic_fetch_add_explicit(&s->stats.msgs_out, 1, memory_order_relaxed);
+        STAT_ADD(s, msgs_out, 1);
         submit_send(s, c, c->tx_msg->data, c->tx_msg->len);
     } else {
         struct sendbuf *b = sendbuf_get(s, SENDBUF_CAP);
@@ -384,10 +384,10 @@ static void conn_send(struct shard *s, struct conn *c)
             frames++;
         }
         c->tx_buf = b;
-        atomic_fetch_add_explicit(&s->stats.msgs_out, frames, memory_order_relaxed);
+        STAT_ADD(s, msgs_out, frames);
         submit_send(s, c, b->data, b->len);
     }
-    atomic_fetch_add_explicit(&s->stats.sends, 1, memory_order_relaxed);
+    STAT_ADD(s, sends, 1);
 }
 
 bool conn_flush(struct shard *s, unsigned budget)
@@ -439,7 +439,7 @@ void conn_handle_send(struct shard *s, struct conn *c, int res)
         try_finish(s, c);
         return;
     }
-    atomic_fetch_add_explicit(&s->stats.bytes_out, (uint64_t)res, memory_order_relaxed);
+    STAT_ADD(s, bytes_out, (uint64_t)res);
     const uint8_t *p = c->tx_msg ? c->tx_msg->data : c->tx_buf->data;
     uint32_t total = c->tx_msg ? c->tx_msg->len : c->tx_buf->len;
     c->tx_off += (uint32_t)res;
@@ -520,7 +520,7 @@ void conn_kill(struct shard *s, struct conn *c)
     c->tls = NULL;
     if (c->flags & CF_COUNTED) {
         atomic_fetch_sub_explicit(&s->eng->nr_conns, 1, memory_order_relaxed);
-        atomic_fetch_sub_explicit(&s->stats.conns, 1, memory_order_relaxed);
+        STAT_SUB(s, conns, 1);
     }
     if (c->flags & CF_IP_COUNTED)
         ip_release(s->eng, c->peer_ip);
@@ -557,7 +557,7 @@ void conn_on_timer(struct timer *t, void *arg)
     const struct config *cfg = s->eng->cfg;
     switch (c->state) {
     case CONN_HTTP:
-        atomic_fetch_add_explicit(&s->stats.handshakes_failed, 1, memory_order_relaxed);
+        STAT_ADD(s, handshakes_failed, 1);
         log_debug("shard %u: conn %u: handshake timeout", s->id, c->idx);
         conn_kill(s, c);
         return;
@@ -646,7 +646,7 @@ static bool rate_ok(struct shard *s, struct conn *c)
 static void on_message(struct shard *s, struct conn *c, uint8_t opcode, const uint8_t *p,
                        size_t len)
 {
-    atomic_fetch_add_explicit(&s->stats.msgs_in, 1, memory_order_relaxed);
+    STAT_ADD(s, msgs_in, 1);
     if (!rate_ok(s, c)) {
         conn_close_ws(s, c, WS_CLOSE_POLICY, "rate limit exceeded");
         return;
@@ -818,7 +818,7 @@ static void tls_input(struct shard *s, struct conn *c, uint8_t *p, size_t len)
                 log_debug("shard %u: conn %u: TLS: %s", s->id, c->idx,
                           tls_reason_name(tls_session_reason(c->tls)));
                 if (c->state == CONN_HTTP)
-                    atomic_fetch_add_explicit(&s->stats.handshakes_failed, 1, memory_order_relaxed);
+                    STAT_ADD(s, handshakes_failed, 1);
             }
             if (c->state == CONN_WS || c->state == CONN_HTTP)
                 enter_closing(s, c);
@@ -840,7 +840,7 @@ void conn_handle_recv(struct shard *s, struct conn *c, struct io_uring_cqe *cqe)
     if (res > 0) {
         unsigned bid = cqe->flags >> IORING_CQE_BUFFER_SHIFT;
         uint8_t *p = bufring_addr(&s->bufs, bid);
-        atomic_fetch_add_explicit(&s->stats.bytes_in, (uint64_t)res, memory_order_relaxed);
+        STAT_ADD(s, bytes_in, (uint64_t)res);
         c->last_rx = s->now;
         if (c->tls)
             tls_input(s, c, p, (size_t)res);

@@ -39,7 +39,7 @@ static void refuse_with(struct shard *s, struct conn *c, int status, const char 
 {
     char body[160];
     int n = snprintf(body, sizeof(body), "%s\n", reason);
-    atomic_fetch_add_explicit(&s->stats.handshakes_failed, 1, memory_order_relaxed);
+    STAT_ADD(s, handshakes_failed, 1);
     log_debug("shard %u: conn %u: %d %s", s->id, c->idx, status, reason);
     answer(s, c, status, extra, NULL, body, (size_t)n);
 }
@@ -112,7 +112,7 @@ static bool admit(struct shard *s, struct conn *c)
         return false;
     }
     c->flags |= CF_COUNTED;
-    atomic_fetch_add_explicit(&s->stats.conns, 1, memory_order_relaxed);
+    STAT_ADD(s, conns, 1);
     if (e->cfg->max_conns_per_ip && c->peer_ip) {
         if (!ip_acquire(e, c->peer_ip)) {
             refuse_with(s, c, 429, NULL, "too many connections from this address");

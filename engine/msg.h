@@ -70,4 +70,13 @@ static inline void msg_ref_n(struct msg *m, unsigned n)
     atomic_fetch_add_explicit(&m->refs, n, memory_order_relaxed);
 }
 
+/*
+ * Drops <n> references the caller holds besides at least one more (so this never frees).
+ * Cannot fail.
+ */
+static inline void msg_unref_n(struct msg *m, unsigned n)
+{
+    atomic_fetch_sub_explicit(&m->refs, n, memory_order_relaxed);
+}
+
 #endif

@@ -89,7 +89,7 @@ static struct room *room_get(struct shard *s, uint64_t hash, const char *name, s
     r->hnext = t->buckets[hash & t->mask];
     t->buckets[hash & t->mask] = r;
     t->nr++;
-    atomic_fetch_add_explicit(&s->stats.rooms, 1, memory_order_relaxed);
+    STAT_ADD(s, rooms, 1);
     return r;
 }
 
@@ -104,7 +104,7 @@ static void room_maybe_free(struct shard *s, struct room *r)
         pp = &(*pp)->hnext;
     *pp = r->hnext;
     s->rooms.nr--;
-    atomic_fetch_sub_explicit(&s->stats.rooms, 1, memory_order_relaxed);
+    STAT_SUB(s, rooms, 1);
     free(r);
 }
 
@@ -167,8 +167,14 @@ static void deliver_local(struct shard *s, struct room *r, struct msg *m)
 {
     unsigned origin_shard = m->origin >> 24;
     uint32_t origin_idx = m->origin & 0xffffff;
-    unsigned n = 0;
+    unsigned n = 0, refs = r->nr_members;
     struct conn *next;
+    /*
+     * One atomic add for the whole fan-out instead of one per member (the count is shared with
+     * other shards); what is left unused is given back in one subtraction. The caller's own
+     * reference keeps <m> alive meanwhile, whatever conn_enqueue drops.
+     */
+    msg_ref_n(m, refs);
     for (struct conn *c = r->members; c; c = next) {
         next = c->room_next;
         if (origin_shard == s->id && c->idx == origin_idx && c->gen == m->origin_gen &&
@@ -176,9 +182,11 @@ static void deliver_local(struct shard *s, struct room *r, struct msg *m)
             continue;
         if (c->state != CONN_WS)
             continue;
-        conn_enqueue(s, c, msg_ref(m));
+        conn_enqueue(s, c, m);
         n++;
     }
+    if (refs > n)
+        msg_unref_n(m, refs - n);
     PROBE2(deliver, s->id, n);
 }
 

@@ -59,7 +59,7 @@ void shard_push(struct shard *s, unsigned to, uint32_t kind, void *ptr, uint64_t
         msg_unref(ptr);
         return;
     }
-    atomic_fetch_add_explicit(&s->stats.xshard_msgs, 1, memory_order_relaxed);
+    STAT_ADD(s, xshard_msgs, 1);
 }
 
 /*
@@ -157,7 +157,7 @@ static void dispatch(struct shard *s, struct io_uring_cqe *cqe)
         /* A completion for a slot that has moved on. Give back any buffer it took. */
         if (op == OP_RECV && cqe->res > 0 && (cqe->flags & IORING_CQE_F_BUFFER))
             bufring_recycle(&s->bufs, cqe->flags >> IORING_CQE_BUFFER_SHIFT);
-        atomic_fetch_add_explicit(&s->stats.stale_cqes, 1, memory_order_relaxed);
+        STAT_ADD(s, stale_cqes, 1);
         return;
     }
     switch (op) {
@@ -296,8 +296,8 @@ void shard_run(struct shard *s)
             n++;
         }
         io_uring_cq_advance(&s->ring, n);
-        atomic_fetch_add_explicit(&s->stats.turns, 1, memory_order_relaxed);
-        atomic_fetch_add_explicit(&s->stats.cqes, n, memory_order_relaxed);
+        STAT_ADD(s, turns, 1);
+        STAT_ADD(s, cqes, n);
         take_inbox(s);
         take_tls_reload(s);
         if (!s->draining && atomic_load_explicit(&e->draining, memory_order_acquire))

@@ -128,7 +128,18 @@ struct room_table {
     uint32_t nr;
 };
 
-/* Counters a shard writes and /metrics reads: relaxed atomics, one writer each. */
+/*
+ * Counters a shard writes and /metrics reads. Each has one writer, its shard, so an update is a
+ * relaxed load and store (no locked instruction on the hot path); readers use relaxed loads.
+ */
+#define STAT_ADD(s, field, v)                                                                      \
+    atomic_store_explicit(&(s)->stats.field,                                                       \
+                          atomic_load_explicit(&(s)->stats.field, memory_order_relaxed) + (v),     \
+                          memory_order_relaxed)
+#define STAT_SUB(s, field, v)                                                                      \
+    atomic_store_explicit(&(s)->stats.field,                                                       \
+                          atomic_load_explicit(&(s)->stats.field, memory_order_relaxed) - (v),     \
+                          memory_order_relaxed)
 struct shard_stats {
     atomic_uint_fast64_t conns;
     atomic_uint_fast64_t accepted;
