@@ -189,6 +189,24 @@ void conn_handle_close(struct shard *s, struct conn *c)
 
 /* ---- send queue ----------------------------------------------------------------------- */
 
+const uint64_t LAT_BOUNDS_NS[LAT_NR_BUCKETS - 1] = {
+    100000,   250000,    500000,    1000000,   2500000,    5000000,    10000000,   25000000,
+    50000000, 100000000, 250000000, 500000000, 1000000000, 2500000000, 5000000000,
+};
+
+/* A publish's frame is leaving: record how long it took from receipt. */
+static void observe_latency(struct shard *s, const struct msg *m)
+{
+    if (!m->t_recv_ns)
+        return;
+    uint64_t d = s->flush_ns > m->t_recv_ns ? s->flush_ns - m->t_recv_ns : 0;
+    unsigned b = 0;
+    while (b < LAT_NR_BUCKETS - 1 && d > LAT_BOUNDS_NS[b])
+        b++;
+    STAT_ADD(s, lat_buckets[b], 1);
+    STAT_ADD(s, lat_sum_ns, d);
+}
+
 static void schedule_flush(struct shard *s, struct conn *c)
 {
     if (c->flags & (CF_IN_FLUSH | CF_SEND_BUSY))
@@ -334,8 +352,10 @@ static void conn_send_tls(struct shard *s, struct conn *c)
         conn_kill(s, c);
         return;
     }
-    for (int i = 0; i < n; i++)
+    for (int i = 0; i < n; i++) {
+        observe_latency(s, c->sq_head->msg);
         queue_drop_head(s, c);
+    }
     b->len = (uint32_t)w;
     c->tx_off = 0;
     c->tx_buf = b;
@@ -360,6 +380,7 @@ static void conn_send(struct shard *s, struct conn *c)
     if (!n->next || n->msg->len >= SENDBUF_CAP / 2) {
         /* One frame, or a large one: send from the shared msg, no copy. */
         c->tx_msg = n->msg;
+        observe_latency(s, c->tx_msg);
         c->sq_head = n->next;
         if (!c->sq_head)
             c->sq_tail = NULL;
@@ -378,6 +399,7 @@ static void conn_send(struct shard *s, struct conn *c)
         unsigned frames = 0;
         while (c->sq_head && b->len + c->sq_head->msg->len <= SENDBUF_CAP) {
             struct msg *m = c->sq_head->msg;
+            observe_latency(s, m);
             memcpy(b->data + b->len, m->data, m->len);
             b->len += m->len;
             queue_drop_head(s, c);
@@ -392,6 +414,8 @@ static void conn_send(struct shard *s, struct conn *c)
 
 bool conn_flush(struct shard *s, unsigned budget)
 {
+    if (s->flush_head)
+        s->flush_ns = mono_ns();
     while (s->flush_head && budget) {
         struct conn *c = s->flush_head;
         s->flush_head = c->flush_next;

@@ -59,6 +59,32 @@ static bool origin_allowed(const struct config *cfg, struct http_str origin)
     return false;
 }
 
+/* GET /metrics (Prometheus text) or /stats (JSON). The figures can grow between sizing and
+ * rendering (a counter gains a digit), so render until the text fits. */
+static void serve_metrics(struct shard *s, struct conn *c, bool prom)
+{
+    char small[4096];
+    char *body = small;
+    size_t cap = sizeof(small), n;
+    for (;;) {
+        n = prom ? metrics_prometheus(s->eng, body, cap) : metrics_json(s->eng, body, cap);
+        if (n < cap)
+            break;
+        if (body != small)
+            free(body);
+        cap = n + 256;
+        body = malloc(cap);
+        if (!body) {
+            refuse_with(s, c, 500, NULL, "out of memory");
+            return;
+        }
+    }
+    answer(s, c, 200, "Cache-Control: no-store\r\n",
+           prom ? "text/plain; version=0.0.4" : "application/json", body, n);
+    if (body != small)
+        free(body);
+}
+
 /* Plain HTTP: the few GET endpoints, else the right refusal. */
 static void serve_plain(struct shard *s, struct conn *c, const struct http_request *req,
                         bool is_ws_path)
@@ -71,23 +97,7 @@ static void serve_plain(struct shard *s, struct conn *c, const struct http_reque
         return;
     }
     if (str_eq(req->path, "/metrics") || str_eq(req->path, "/stats")) {
-        bool prom = req->path.len == 8;
-        char small[4096];
-        size_t n = prom ? metrics_prometheus(s->eng, small, sizeof(small))
-                        : metrics_json(s->eng, small, sizeof(small));
-        char *body = small;
-        if (n >= sizeof(small)) {
-            body = malloc(n + 1);
-            if (!body) {
-                refuse_with(s, c, 500, NULL, "out of memory");
-                return;
-            }
-            n = prom ? metrics_prometheus(s->eng, body, n + 1) : metrics_json(s->eng, body, n + 1);
-        }
-        answer(s, c, 200, "Cache-Control: no-store\r\n",
-               prom ? "text/plain; version=0.0.4" : "application/json", body, n);
-        if (body != small)
-            free(body);
+        serve_metrics(s, c, req->path.len == 8);
         return;
     }
     if (is_ws_path) {

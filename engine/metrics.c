@@ -110,6 +110,26 @@ size_t metrics_prometheus(const struct engine *e, char *out, size_t cap)
         (unsigned long)t.queued);
     OUT("# TYPE ringcast_xshard_messages_total counter\nringcast_xshard_messages_total %lu\n",
         (unsigned long)t.xshard);
+    uint64_t lat[LAT_NR_BUCKETS] = {0}, lat_sum = 0, lat_count = 0;
+    for (unsigned i = 0; i < e->nr_shards; i++) {
+        for (unsigned b = 0; b < LAT_NR_BUCKETS; b++)
+            lat[b] += LOAD(e->shards[i].stats.lat_buckets[b]);
+        lat_sum += LOAD(e->shards[i].stats.lat_sum_ns);
+    }
+    OUT("# HELP ringcast_publish_latency_seconds From the receipt of a publish to the "
+        "submission of each send that carries it.\n"
+        "# TYPE ringcast_publish_latency_seconds histogram\n");
+    for (unsigned b = 0; b < LAT_NR_BUCKETS; b++) {
+        lat_count += lat[b];
+        if (b < LAT_NR_BUCKETS - 1)
+            OUT("ringcast_publish_latency_seconds_bucket{le=\"%g\"} %lu\n",
+                (double)LAT_BOUNDS_NS[b] / 1e9, (unsigned long)lat_count);
+        else
+            OUT("ringcast_publish_latency_seconds_bucket{le=\"+Inf\"} %lu\n",
+                (unsigned long)lat_count);
+    }
+    OUT("ringcast_publish_latency_seconds_sum %.9f\nringcast_publish_latency_seconds_count %lu\n",
+        (double)lat_sum / 1e9, (unsigned long)lat_count);
     OUT("# HELP ringcast_loop_turns_total Event loop iterations, all shards.\n"
         "# TYPE ringcast_loop_turns_total counter\nringcast_loop_turns_total %lu\n",
         (unsigned long)t.turns);

@@ -16,6 +16,7 @@ struct msg *msg_create(size_t len, size_t name_len)
     m->room_hash = 0;
     m->origin = UINT32_MAX;
     m->origin_gen = 0;
+    m->t_recv_ns = 0;
     m->name_len = (uint16_t)name_len;
     m->opcode = 0;
     return m;

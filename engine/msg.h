@@ -25,7 +25,8 @@ struct msg {
     uint64_t room_hash; /* xxh3 of the room name; 0 when not a room message */
     uint32_t origin;    /* publisher: shard << 24 | ... see shard.c; UINT32_MAX for none */
     uint32_t origin_gen;
-    uint16_t name_len; /* room name at data[len..len+name_len) */
+    uint64_t t_recv_ns; /* CLOCK_MONOTONIC receipt of the publish; 0: not a publish */
+    uint16_t name_len;  /* room name at data[len..len+name_len) */
     uint8_t opcode;
     uint8_t _pad[5];
     uint8_t data[];

@@ -89,7 +89,8 @@ static struct room *room_get(struct shard *s, uint64_t hash, const char *name, s
     r->hnext = t->buckets[hash & t->mask];
     t->buckets[hash & t->mask] = r;
     t->nr++;
-    STAT_ADD(s, rooms, 1);
+    if (r->home == s->id)
+        STAT_ADD(s, rooms, 1); /* each room counted once, by its home */
     return r;
 }
 
@@ -104,7 +105,8 @@ static void room_maybe_free(struct shard *s, struct room *r)
         pp = &(*pp)->hnext;
     *pp = r->hnext;
     s->rooms.nr--;
-    STAT_SUB(s, rooms, 1);
+    if (r->home == s->id)
+        STAT_SUB(s, rooms, 1);
     free(r);
 }
 
@@ -213,6 +215,7 @@ int room_publish(struct shard *s, struct conn *c, uint8_t opcode, const uint8_t 
     m->room_hash = r->hash;
     m->origin = (uint32_t)s->id << 24 | c->idx;
     m->origin_gen = c->gen;
+    m->t_recv_ns = s->now_ns;
     PROBE3(publish, s->id, c->idx, m->len);
     if (r->home == s->id)
         fanout_home(s, r, m);

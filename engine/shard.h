@@ -128,6 +128,10 @@ struct room_table {
     uint32_t nr;
 };
 
+#define LAT_NR_BUCKETS 16
+/* Upper bounds of the latency buckets in ns (the 16th is +Inf), Prometheus style. */
+extern const uint64_t LAT_BOUNDS_NS[LAT_NR_BUCKETS - 1];
+
 /*
  * Counters a shard writes and /metrics reads. Each has one writer, its shard, so an update is a
  * relaxed load and store (no locked instruction on the hot path); readers use relaxed loads.
@@ -156,7 +160,12 @@ struct shard_stats {
     atomic_uint_fast64_t queued_bytes;
     atomic_uint_fast64_t stale_cqes;
     atomic_uint_fast64_t turns; /* loop iterations */
-    atomic_uint_fast64_t cqes;  /* completions handled */
+    /* ringcast_publish_latency_seconds: per delivery, from the publish's receipt to the
+     * submission of the send that carries it; non-cumulative counts per LAT_BOUNDS_NS bucket,
+     * the last one +Inf. */
+    atomic_uint_fast64_t lat_buckets[LAT_NR_BUCKETS];
+    atomic_uint_fast64_t lat_sum_ns;
+    atomic_uint_fast64_t cqes; /* completions handled */
 };
 
 struct engine;
@@ -182,6 +191,7 @@ struct shard {
     struct timer_wheel wheel;
     uint32_t now; /* cached second (CLOCK_MONOTONIC) of this loop iteration */
     uint64_t now_ns;
+    uint64_t flush_ns;                    /* clock at the start of this turn's flush */
     struct conn *flush_head, *flush_tail; /* FIFO: the longest waiting is sent first */
     struct sq_node *node_free;
     struct sendbuf *sendbuf_free;

@@ -13,15 +13,15 @@ int ring_init(struct io_uring *ring, unsigned sq_entries, unsigned cq_entries)
      * refuse the flags with EINVAL, so degrade step by step rather than fail.
      */
     static const unsigned flag_sets[] = {
-        IORING_SETUP_SINGLE_ISSUER | IORING_SETUP_DEFER_TASKRUN,
-        IORING_SETUP_COOP_TASKRUN | IORING_SETUP_TASKRUN_FLAG,
-        0,
+        IORING_SETUP_SINGLE_ISSUER | IORING_SETUP_DEFER_TASKRUN | IORING_SETUP_SUBMIT_ALL,
+        IORING_SETUP_COOP_TASKRUN | IORING_SETUP_TASKRUN_FLAG | IORING_SETUP_SUBMIT_ALL,
+        0, /* before 5.18: not even SUBMIT_ALL */
     };
     int ret = -EINVAL;
     for (size_t i = 0; i < sizeof(flag_sets) / sizeof(flag_sets[0]); i++) {
         struct io_uring_params p;
         memset(&p, 0, sizeof(p));
-        p.flags = flag_sets[i] | IORING_SETUP_SUBMIT_ALL | IORING_SETUP_CQSIZE;
+        p.flags = flag_sets[i] | IORING_SETUP_CQSIZE;
         p.cq_entries = cq_entries;
         ret = io_uring_queue_init_params(sq_entries, ring, &p);
         if (ret != -EINVAL)
