@@ -604,7 +604,8 @@ def render(out, md_path, png_path):
     doc.append(f"Written by the suite, not by hand: `{meta.get('command', 'bench/run.sh')}` "
                f"on {meta.get('date', '?')}, rendered by `bench/render.py {rel_out}`. Raw "
                f"results: `{rel_out}/` (bench/out/ is not in git). How to run it and read "
-               f"it: [README.md](README.md).")
+               f"it: [README.md](README.md). What the profiles showed and what changed "
+               f"because of them: [PROFILE.md](PROFILE.md).")
     doc.append("")
     if quick:
         doc.append("**This is a `--quick` run**: the standard scenarios' shapes at smoke-test "
