@@ -131,16 +131,23 @@ static void submit_shutdown(struct shard *s, struct conn *c)
 {
     struct io_uring_sqe *sqe = ring_sqe(&s->ring);
     io_uring_prep_shutdown(sqe, (int)c->idx, SHUT_WR);
-    /* Only a failure is worth a completion; the close path does not wait for this one. */
-    sqe->flags |= IOSQE_FIXED_FILE | IOSQE_CQE_SKIP_SUCCESS;
+    /*
+     * The kernel runs a shutdown from io-wq and resolves the descriptor slot only there, so
+     * the slot must not be closed (and handed to a new connection) before it completes: a
+     * late shutdown would half-close the new connection. try_finish waits for it.
+     */
+    sqe->flags |= IOSQE_FIXED_FILE;
     io_uring_sqe_set_data64(sqe, ring_ud(OP_SHUTDOWN, c->gen, c->idx));
-    c->flags |= CF_SHUT_SENT;
+    c->flags |= CF_SHUT_SENT | CF_SHUT_BUSY;
 }
 
 /* The slot is freed when every request of the connection has completed. */
 static void try_finish(struct shard *s, struct conn *c)
 {
-    if (c->state != CONN_DEAD || (c->flags & (CF_RECV_ARMED | CF_SEND_BUSY)))
+    /* Still linked in the flush FIFO: conn_flush finishes it when it pops it, since a reused
+     * slot must not inherit the link. */
+    if (c->state != CONN_DEAD ||
+        (c->flags & (CF_RECV_ARMED | CF_SEND_BUSY | CF_IN_FLUSH | CF_SHUT_BUSY)))
         return;
     struct io_uring_sqe *sqe = ring_sqe(&s->ring);
     io_uring_prep_close_direct(sqe, c->idx);
@@ -155,8 +162,12 @@ void conn_accepted(struct shard *s, uint32_t idx, bool tls)
 {
     struct conn *c = &s->conns[idx];
     uint32_t gen = (c->gen + 1) & RING_GEN_MASK;
-    if (c->state != CONN_FREE)
+    if (c->state != CONN_FREE) {
+        /* The close of the slot's last connection completed from io-wq and its completion is
+         * still to come (it will be stale): count that connection gone now. */
         log_debug("shard %u: slot %u reused before its close completed", s->id, idx);
+        s->nr_live--;
+    }
     memset(c, 0, sizeof(*c));
     c->gen = gen;
     c->idx = idx;
@@ -179,6 +190,12 @@ void conn_accepted(struct shard *s, uint32_t idx, bool tls)
     }
     arm_recv(s, c);
     timer_arm(&s->wheel, &c->timer, s->now + s->eng->cfg->handshake_timeout + 1);
+}
+
+void conn_handle_shutdown(struct shard *s, struct conn *c)
+{
+    c->flags &= (uint16_t)~CF_SHUT_BUSY;
+    try_finish(s, c);
 }
 
 void conn_handle_close(struct shard *s, struct conn *c)
@@ -422,7 +439,11 @@ bool conn_flush(struct shard *s, unsigned budget)
         if (!s->flush_head)
             s->flush_tail = NULL;
         c->flags &= (uint16_t)~CF_IN_FLUSH;
-        if (c->state == CONN_DEAD || (c->flags & CF_SEND_BUSY))
+        if (c->state == CONN_DEAD) {
+            try_finish(s, c);
+            continue;
+        }
+        if (c->flags & CF_SEND_BUSY)
             continue;
         conn_send(s, c);
         budget--;
@@ -457,6 +478,8 @@ void conn_release_memory(struct shard *s, struct conn *c)
 void conn_handle_send(struct shard *s, struct conn *c, int res)
 {
     c->flags &= (uint16_t)~CF_SEND_BUSY;
+    if (res <= 0 && c->state != CONN_DEAD)
+        log_debug("shard %u: conn %u: send failed (%d)", s->id, c->idx, res);
     if (res <= 0 || c->state == CONN_DEAD) {
         release_tx(s, c);
         conn_kill(s, c);
@@ -549,12 +572,22 @@ void conn_kill(struct shard *s, struct conn *c)
     if (c->flags & CF_IP_COUNTED)
         ip_release(s->eng, c->peer_ip);
     c->flags &= (uint16_t) ~(CF_COUNTED | CF_IP_COUNTED);
+    /*
+     * Cancel by user_data, which carries the generation, never by descriptor slot: a
+     * cancellation can run late (from io-wq), after this slot was closed and handed to a new
+     * connection, and must not hit that one's requests.
+     */
     if ((c->flags & (CF_RECV_ARMED | CF_SEND_BUSY)) && !(c->flags & CF_CANCEL_SENT)) {
-        struct io_uring_sqe *sqe = ring_sqe(&s->ring);
-        io_uring_prep_cancel_fd(sqe, (int)c->idx,
-                                IORING_ASYNC_CANCEL_FD_FIXED | IORING_ASYNC_CANCEL_ALL);
-        sqe->flags |= IOSQE_CQE_SKIP_SUCCESS;
-        io_uring_sqe_set_data64(sqe, ring_ud(OP_CANCEL, c->gen, c->idx));
+        static const unsigned ops[] = {OP_RECV, OP_SEND};
+        static const uint16_t busy[] = {CF_RECV_ARMED, CF_SEND_BUSY};
+        for (unsigned i = 0; i < 2; i++) {
+            if (!(c->flags & busy[i]))
+                continue;
+            struct io_uring_sqe *sqe = ring_sqe(&s->ring);
+            io_uring_prep_cancel64(sqe, ring_ud(ops[i], c->gen, c->idx), 0);
+            sqe->flags |= IOSQE_CQE_SKIP_SUCCESS;
+            io_uring_sqe_set_data64(sqe, ring_ud(OP_CANCEL, c->gen, c->idx));
+        }
         c->flags |= CF_CANCEL_SENT;
     }
     try_finish(s, c);
@@ -890,6 +923,9 @@ void conn_handle_recv(struct shard *s, struct conn *c, struct io_uring_cqe *cqe)
         c->flags |= CF_PEER_EOF;
     } else if (res <= 0) {
         /* EOF, reset or cancellation. */
+        if (c->state == CONN_HTTP)
+            log_debug("shard %u: conn %u: receive ended during the handshake (%d)", s->id, c->idx,
+                      res);
         conn_kill(s, c);
     }
     try_finish(s, c);

@@ -242,8 +242,9 @@ static void close_listeners(struct engine *e)
             }
 }
 
-struct engine *engine_start(struct config *cfg, char *err, size_t err_cap)
+struct engine *engine_start(struct config *cfg, char *err, size_t err_cap, int *status)
 {
+    *status = 1;
     struct engine_priv *p = calloc(1, sizeof(*p));
     if (!p) {
         snprintf(err, err_cap, "ringcast: out of memory");
@@ -287,6 +288,8 @@ struct engine *engine_start(struct config *cfg, char *err, size_t err_cap)
         char why[256];
         e->tls = tls_config_create(&o, why, sizeof(why));
         if (!e->tls) {
+            /* An unreadable or unusable file is a bad option (contract: exit status 2). */
+            *status = 2;
             snprintf(err, err_cap, "ringcast: --tls-cert/--tls-key: %s", why);
             goto fail;
         }
@@ -335,6 +338,8 @@ uint16_t engine_port(const struct engine *e)
     return ((const struct engine_priv *)e)->port;
 }
 
+static void wake_shards(struct engine *e);
+
 uint16_t engine_tls_port(const struct engine *e)
 {
     return e->tls ? ((const struct engine_priv *)e)->tls_port : 0;
@@ -363,14 +368,15 @@ int engine_reload_tls(struct engine *e, char *err, size_t err_cap)
     }
     tls_config_unref(e->tls);
     e->tls = next;
+    wake_shards(e);
     return 0;
 }
 
-void engine_drain(struct engine *e)
+/* Rings every shard's doorbell from the main thread's own ring, so that a shard asleep in its
+ * wait looks at what the main thread just changed (drain flag, TLS config). */
+static void wake_shards(struct engine *e)
 {
     struct engine_priv *p = (struct engine_priv *)e;
-    /* release; pairs with the acquire in shard_run. */
-    atomic_store_explicit(&e->draining, true, memory_order_release);
     if (!p->wake_ring_ok)
         return; /* Shards notice within a second anyway: their wait is bounded. */
     for (unsigned i = 0; i < e->nr_shards; i++) {
@@ -382,6 +388,17 @@ void engine_drain(struct engine *e)
         io_uring_prep_msg_ring(sqe, e->ring_fds[i], 0, ring_ud(OP_WAKE, 0, 0), 0);
     }
     io_uring_submit_and_wait(&p->wake_ring, e->nr_shards);
+    struct io_uring_cqe *cqe;
+    unsigned head, n = 0;
+    io_uring_for_each_cqe(&p->wake_ring, head, cqe) n++;
+    io_uring_cq_advance(&p->wake_ring, n);
+}
+
+void engine_drain(struct engine *e)
+{
+    /* release; pairs with the acquire in shard_run. */
+    atomic_store_explicit(&e->draining, true, memory_order_release);
+    wake_shards(e);
 }
 
 /* After every shard stopped: free what is still in flight between them. */

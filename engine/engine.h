@@ -18,9 +18,10 @@ struct engine;
 
 /*
  * Sizes and starts the engine for <cfg> (borrowed until engine_destroy). On failure returns
- * NULL with one line in <err>.
+ * NULL with one line in <err> and the exit status to use in *<status>: 2 for an unusable
+ * certificate or key file, 1 for anything else (address in use, io_uring refused, memory).
  */
-struct engine *engine_start(struct config *cfg, char *err, size_t err_cap);
+struct engine *engine_start(struct config *cfg, char *err, size_t err_cap, int *status);
 
 /* The port the plain listener is bound to. */
 uint16_t engine_port(const struct engine *e);

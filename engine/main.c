@@ -68,11 +68,12 @@ int main(int argc, char **argv)
     /* Sends use MSG_NOSIGNAL; this covers anything else that writes to a closed socket. */
     signal(SIGPIPE, SIG_IGN);
 
-    struct engine *e = engine_start(&cfg, err, sizeof(err));
+    int status;
+    struct engine *e = engine_start(&cfg, err, sizeof(err), &status);
     if (!e) {
         fprintf(stderr, "%s\n", err);
         config_fini(&cfg);
-        return 1;
+        return status;
     }
     printf("ringcast: listening on ws://%s:%u\n", cfg.listen_host, (unsigned)engine_port(e));
     if (cfg.tls_listen_host)

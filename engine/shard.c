@@ -172,7 +172,10 @@ static void dispatch(struct shard *s, struct io_uring_cqe *cqe)
         if (!s->draining_done)
             arm_accept(s);
         break;
-    default: /* OP_SHUTDOWN failed: the peer is gone; recv will tell. */
+    case OP_SHUTDOWN:
+        conn_handle_shutdown(s, c);
+        break;
+    default:
         break;
     }
 }
@@ -288,6 +291,8 @@ void shard_run(struct shard *s)
     arm_accept(s);
     for (;;) {
         update_clock(s);
+        /* Before the accepts of this turn: a reload applies to the very next connection. */
+        take_tls_reload(s);
         struct io_uring_cqe *cqe;
         unsigned head, n = 0;
         io_uring_for_each_cqe(&s->ring, head, cqe)
@@ -299,7 +304,6 @@ void shard_run(struct shard *s)
         STAT_ADD(s, turns, 1);
         STAT_ADD(s, cqes, n);
         take_inbox(s);
-        take_tls_reload(s);
         if (!s->draining && atomic_load_explicit(&e->draining, memory_order_acquire))
             start_drain(s);
         timer_wheel_advance(&s->wheel, s->now, conn_on_timer, s);

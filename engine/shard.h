@@ -65,6 +65,7 @@ enum conn_flag {
     CF_CANCEL_SENT = 1u << 10,
     CF_PEER_EOF = 1u << 11,   /* the peer half-closed; flush what it is owed, then close */
     CF_TLS_NOTIFY = 1u << 12, /* our close_notify is queued */
+    CF_SHUT_BUSY = 1u << 13,  /* the shutdown request has not completed */
 };
 
 /* A queued outgoing frame: one reference to a shared msg. */
