@@ -64,12 +64,14 @@ static void bad_command_lines(void **state)
     (void)state;
     struct bench_opts o;
     static const char *const bad[] = {
-        "chat",                           /* no --url */
-        "--url ws://127.0.0.1:1/",        /* no scenario */
-        "storm --url ws://127.0.0.1:1/",  /* unknown scenario */
-        "chat --url http://127.0.0.1:1/", /* not ws:// */
-        "chat --url wss://127.0.0.1:1/",  /* TLS not yet */
-        "chat --url ws://127.0.0.1:0/",   /* port */
+        "chat",                                      /* no --url */
+        "--url ws://127.0.0.1:1/",                   /* no scenario */
+        "storm --url ws://127.0.0.1:1/",             /* unknown scenario */
+        "chat --url http://127.0.0.1:1/",            /* not ws:// */
+        "chat --url wss:/127.0.0.1:1/",              /* malformed scheme */
+        "chat --url ws://127.0.0.1:1/ --tls-resume", /* TLS options need wss */
+        "chat --url ws://127.0.0.1:1/ --tls-verify ca.pem",
+        "chat --url ws://127.0.0.1:0/", /* port */
         "chat --url ws://127.0.0.1:1/ --connections 0",
         "chat --url ws://127.0.0.1:1/ --connections 2000000", /* bounded */
         "chat --url ws://127.0.0.1:1/ --duration 100000",     /* bounded */
@@ -123,6 +125,26 @@ static void url_parts(void **state)
     assert_string_equal(o.path, "/");
     assert_int_equal(ntohs(o.target.sin_port), 80);
     assert_string_equal(o.query, "");
+    assert_false(o.tls);
+
+    /* wss: port 443 by default; SNI is the host name, or localhost for an address. */
+    assert_int_equal(plan_parse_url(&o, "wss://127.0.0.1:8443/room/x", err, sizeof(err)), 0);
+    assert_true(o.tls);
+    assert_string_equal(o.host, "127.0.0.1:8443");
+    assert_string_equal(o.path, "/room/x");
+    assert_string_equal(o.tls_sni, "localhost");
+    assert_int_equal(ntohs(o.target.sin_port), 8443);
+    assert_int_equal(plan_parse_url(&o, "wss://localhost/", err, sizeof(err)), 0);
+    assert_int_equal(ntohs(o.target.sin_port), 443);
+    assert_string_equal(o.tls_sni, "localhost");
+    assert_string_equal(o.host, "localhost");
+
+    assert_int_equal(parse(&o, "hold --url wss://127.0.0.1:1/ --tls-resume --tls-verify ca.pem"),
+                     0);
+    assert_true(o.tls && o.tls_resume);
+    assert_string_equal(o.tls_ca, "ca.pem");
+    assert_int_equal(parse(&o, "hold --url wss://127.0.0.1:1/"), 0);
+    assert_true(o.tls && !o.tls_resume && o.tls_ca[0] == '\0');
 }
 
 static void source_ranges(void **state)

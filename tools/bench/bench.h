@@ -52,6 +52,7 @@ struct worker_stats {
     uint64_t hs_timeouts;
     uint64_t proto_errors; /* malformed answer or frames */
     uint64_t client_limit; /* our side ran out of something (ports, sockets) */
+    uint64_t tls_errors;   /* the TLS handshake failed (alert, verification, malformed) */
     uint64_t dropped;      /* open connections the server closed or reset */
     uint64_t close_clean;  /* our close answered by the server's close */
     uint64_t close_forced;
@@ -60,6 +61,14 @@ struct worker_stats {
     int32_t first_errno;      /* first connect error */
     uint64_t t_first_attempt; /* CLOCK_MONOTONIC ns, 0 until set */
     uint64_t t_last_established;
+    /* TLS handshakes (wss://), from the ClientHello to the server's Finished */
+    uint64_t tls_full;
+    uint64_t tls_resumed;
+    uint64_t tls_offered;               /* handshakes that offered the saved session */
+    uint64_t t_full_first, t_full_last; /* first ClientHello, last completion; 0 until set */
+    uint64_t t_resumed_first, t_resumed_last;
+    int32_t first_tls_error; /* mbedtls code of the first failed handshake */
+    char tls_suite[64];      /* suite of the first completed handshake; written once */
     /* messages */
     uint64_t published;
     uint64_t expected; /* deliveries the publishes of this worker must produce */
@@ -85,9 +94,11 @@ struct worker_stats {
     uint64_t cpu_us_run;     /* spent from t_run_start to the end of the drain */
     uint32_t connect_done;
     uint32_t exited;
-    char fatal[160]; /* a setup failure, for the parent to print */
-    struct hist lat; /* delivery latency (echo: round trip), ns */
-    struct hist hs;  /* connect + upgrade, ns */
+    char fatal[160];        /* a setup failure, for the parent to print */
+    struct hist lat;        /* delivery latency (echo: round trip), ns */
+    struct hist hs;         /* connect + upgrade, ns */
+    struct hist hs_full;    /* TLS: full handshakes, ns */
+    struct hist hs_resumed; /* TLS: abbreviated handshakes, ns */
 };
 
 struct bench_shm {

@@ -13,6 +13,13 @@
  * Sends: one in flight per client; whatever is queued meanwhile goes out together in the next
  * one (two buffers, swapped), so frames of one client never reorder and a slow server makes
  * the client batch instead of piling up requests.
+ *
+ * wss: after the connect comes the TLS handshake (CL_TLS), then the upgrade as above. Received
+ * bytes go through tls_pump(), which feeds them to the session and hands the plaintext to the
+ * same upgrade and frame code. <pend> holds plaintext; a send seals it (tls_seal) into the
+ * session's ciphertext queue, which is swapped with <fly> and sent, so sealing also batches
+ * whatever was queued during the send in flight. A full queue (-ENOBUFS) leaves the unsealed
+ * plaintext, or a stopped handshake or read, for when the send completes.
  */
 #include "worker.h"
 
@@ -56,7 +63,7 @@ static void grow(uint8_t **p, uint32_t *cap, uint64_t need)
 
 static bool is_pending(uint8_t s)
 {
-    return s == CL_CONNECTING || s == CL_UPGRADING;
+    return s == CL_CONNECTING || s == CL_TLS || s == CL_UPGRADING;
 }
 
 /* Moves a client between states, keeping the open and pending gauges right. */
@@ -93,6 +100,8 @@ static void maybe_release(struct worker *w, uint32_t i)
     free(c->pend);
     free(c->fly);
     free(c->ctl);
+    tlsc_destroy(c->tls);
+    c->tls = NULL;
     c->aux = c->pend = c->fly = c->ctl = NULL;
     c->aux_cap = c->pend_cap = c->fly_cap = 0;
     c->aux_len = c->pend_len = c->fly_len = 0;
@@ -127,20 +136,60 @@ static void client_fail(struct worker *w, uint32_t i, uint64_t *counter)
  * Sending
  * -------------------------------------------------------------------------------------------*/
 
+/*
+ * Seals the queued plaintext into the TLS session's ciphertext queue, a record at a time, until
+ * all is sealed or the queue is full. Returns false when the client failed.
+ */
+static bool tls_seal(struct worker *w, uint32_t i)
+{
+    struct client *c = &w->c[i];
+    uint32_t off = 0;
+    if (!tlsc_established(c->tls))
+        return true;
+    while (off < c->pend_len) {
+        int r = tlsc_write(c->tls, c->pend + off, c->pend_len - off);
+        if (r == -ENOBUFS)
+            break; /* the same bytes stay first in <pend>: tlsc_write()'s retry rule */
+        if (r <= 0) {
+            STAT_INC(w->st->dropped);
+            client__abort(w, i);
+            return false;
+        }
+        off += (uint32_t)r;
+    }
+    if (off) {
+        memmove(c->pend, c->pend + off, c->pend_len - off);
+        c->pend_len -= off;
+    }
+    return true;
+}
+
+static void tls_pump(struct worker *w, uint32_t i);
+static void send_upgrade(struct worker *w, uint32_t i);
+
 static void send_start(struct worker *w, uint32_t i)
 {
     struct client *c = &w->c[i];
-    if ((c->flags & (CL_F_SENDING | CL_F_ENDING)) || c->pend_len == 0)
+    if (c->flags & (CL_F_SENDING | CL_F_ENDING))
         return;
-    uint8_t *b = c->fly;
-    uint32_t cap = c->fly_cap;
-    c->fly = c->pend;
-    c->fly_cap = c->pend_cap;
-    c->fly_len = c->pend_len;
-    c->fly_off = 0;
-    c->pend = b;
-    c->pend_cap = cap;
-    c->pend_len = 0;
+    if (c->tls) {
+        if (!tls_seal(w, i) || tlsc_out_len(c->tls) == 0)
+            return;
+        c->fly_len = (uint32_t)tlsc_swap_out(c->tls, &c->fly, &c->fly_cap);
+        c->fly_off = 0;
+    } else {
+        if (c->pend_len == 0)
+            return;
+        uint8_t *b = c->fly;
+        uint32_t cap = c->fly_cap;
+        c->fly = c->pend;
+        c->fly_cap = c->pend_cap;
+        c->fly_len = c->pend_len;
+        c->fly_off = 0;
+        c->pend = b;
+        c->pend_cap = cap;
+        c->pend_len = 0;
+    }
 
     struct io_uring_sqe *sqe = worker__sqe(w);
     io_uring_prep_send(sqe, (int)i, c->fly, c->fly_len, MSG_NOSIGNAL);
@@ -174,6 +223,13 @@ static void handle_send(struct worker *w, uint32_t i, int res)
         return;
     }
     c->fly_len = c->fly_off = 0;
+    if (c->tls && tlsc_blocked(c->tls)) {
+        /* A handshake or read stopped on a full ciphertext queue, which is empty now. */
+        tls_pump(w, i);
+        if (c->flags & CL_F_ENDING)
+            return;
+        tlsc_feed_end(c->tls);
+    }
     send_start(w, i);
 }
 
@@ -223,6 +279,7 @@ void client__close(struct worker *w, uint32_t i)
     struct client *c = &w->c[i];
     switch (c->state) {
     case CL_CONNECTING:
+    case CL_TLS:
     case CL_UPGRADING:
         STAT_INC(w->st->close_forced);
         client_fail(w, i, &w->st->hs_timeouts);
@@ -350,9 +407,28 @@ static void handle_connect(struct worker *w, uint32_t i, int res)
         note_errno(w, -res);
         return client_fail(w, i, client_side(-res) ? &w->st->client_limit : &w->st->connect_errors);
     }
-    set_state(w, c, CL_UPGRADING);
     arm_recv(w, i);
+    if (w->tls_cfg) {
+        c->tls = tlsc_create(w->tls_cfg, w->o->tls_resume);
+        if (!c->tls)
+            return client_fail(w, i, &w->st->client_limit);
+        if (tlsc_offered(c->tls))
+            STAT_INC(w->st->tls_offered);
+        set_state(w, c, CL_TLS);
+        c->t_tls = w->now;
+        /* The ClientHello: no input yet, the handshake says what it has to and waits. */
+        tls_pump(w, i);
+        if (!(c->flags & CL_F_ENDING))
+            send_start(w, i);
+        return;
+    }
+    set_state(w, c, CL_UPGRADING);
+    send_upgrade(w, i);
+}
 
+static void send_upgrade(struct worker *w, uint32_t i)
+{
+    struct client *c = &w->c[i];
     char path[600], req[1024];
     if (w->proto->path(w->o, w->lo + i, path, sizeof(path)) < 0)
         return client_fail(w, i, &w->st->client_limit);
@@ -593,6 +669,7 @@ static void on_eof(struct worker *w, uint32_t i, int res)
     if (c->flags & CL_F_ENDING)
         return;
     switch (c->state) {
+    case CL_TLS:
     case CL_UPGRADING:
         note_errno(w, res ? -res : ECONNRESET);
         return client_fail(w, i, &st->connect_errors);
@@ -607,6 +684,87 @@ static void on_eof(struct worker *w, uint32_t i, int res)
         break;
     }
     client__abort(w, i);
+}
+
+/* ---------------------------------------------------------------------------------------------
+ * TLS (wss://)
+ * -------------------------------------------------------------------------------------------*/
+
+static void tls_fail(struct worker *w, uint32_t i)
+{
+    int code = tlsc_error(w->c[i].tls);
+    if (STAT_LOAD(w->st->first_tls_error) == 0)
+        STAT_SET(w->st->first_tls_error, code ? code : -1);
+    client_fail(w, i, &w->st->tls_errors);
+}
+
+static void on_tls_established(struct worker *w, uint32_t i)
+{
+    struct client *c = &w->c[i];
+    struct worker_stats *st = w->st;
+    uint64_t d = w->now > c->t_tls ? w->now - c->t_tls : 0;
+    if (tlsc_resumed(c->tls)) {
+        hist_record(&st->hs_resumed, d);
+        if (!st->t_resumed_first || c->t_tls < st->t_resumed_first)
+            STAT_SET(st->t_resumed_first, c->t_tls);
+        STAT_SET(st->t_resumed_last, w->now);
+        STAT_INC(st->tls_resumed);
+    } else {
+        hist_record(&st->hs_full, d);
+        if (!st->t_full_first || c->t_tls < st->t_full_first)
+            STAT_SET(st->t_full_first, c->t_tls);
+        STAT_SET(st->t_full_last, w->now);
+        STAT_INC(st->tls_full);
+    }
+    if (!st->tls_suite[0])
+        snprintf(st->tls_suite, sizeof(st->tls_suite), "%s", tlsc_suite(c->tls));
+    if (w->o->tls_resume && !w->tls_primed) {
+        /* A server without tickets or a session cache leaves nothing to offer: the rest then
+         * handshake in full, and the summary shows it. */
+        (void)tlsc_config_save_session(w->tls_cfg, c->tls);
+        w->tls_primed = true;
+    }
+    set_state(w, c, CL_UPGRADING);
+    send_upgrade(w, i);
+}
+
+/*
+ * Runs the TLS session of client <i> over the input fed so far: the handshake while it lasts,
+ * then decrypted bytes to the upgrade check or the frame parser. Stops when the input is used
+ * up or the ciphertext queue is full (handle_send() calls again), and returns at once, without
+ * touching the session again, when the client is torn down on the way (the session may be gone).
+ */
+static void tls_pump(struct worker *w, uint32_t i)
+{
+    struct client *c = &w->c[i];
+    if (c->state == CL_TLS) {
+        int r = tlsc_handshake(c->tls);
+        if (r == -EAGAIN || r == -ENOBUFS)
+            return;
+        if (r < 0)
+            return tls_fail(w, i);
+        on_tls_established(w, i);
+        if (c->flags & CL_F_ENDING)
+            return;
+    }
+    for (;;) {
+        int n = tlsc_read(c->tls, w->tls_plain, TLSC_PLAIN_MAX);
+        if (n > 0) {
+            if (c->state == CL_UPGRADING)
+                on_upgrade_bytes(w, i, w->tls_plain, (size_t)n);
+            else
+                on_frames(w, i, w->tls_plain, (size_t)n);
+            if (c->flags & CL_F_ENDING)
+                return;
+            continue;
+        }
+        if (n == -EAGAIN || n == -ENOBUFS)
+            return;
+        if (n < 0 && c->state == CL_UPGRADING)
+            return tls_fail(w, i);
+        /* close_notify, or a record that failed: as the server closing TCP. */
+        return on_eof(w, i, n < 0 ? -EPROTO : 0);
+    }
 }
 
 static void recycle(struct worker *w, unsigned bid)
@@ -629,7 +787,17 @@ static void handle_recv(struct worker *w, uint32_t i, const struct io_uring_cqe 
         STAT_ADD(w->st->rx_bytes, (uint64_t)res);
         if (!(c->flags & CL_F_ENDING)) {
             uint8_t *b = w->bufs + (size_t)bid * w->buf_size;
-            if (c->state == CL_UPGRADING) {
+            if (c->tls) {
+                if (c->state == CL_OPEN || c->state == CL_CLOSING)
+                    STAT_INC(w->st->recvs);
+                tlsc_feed(c->tls, b, (size_t)res);
+                tls_pump(w, i);
+                /* The buffer goes back to the ring below: keep what the session did not take. */
+                if (c->tls)
+                    tlsc_feed_end(c->tls);
+                if (!(c->flags & CL_F_ENDING))
+                    send_start(w, i);
+            } else if (c->state == CL_UPGRADING) {
                 on_upgrade_bytes(w, i, b, (size_t)res);
             } else {
                 STAT_INC(w->st->recvs);

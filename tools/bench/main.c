@@ -17,6 +17,7 @@
 #include "procstat.h"
 #include "proto.h"
 #include "report.h"
+#include "tlsclient.h"
 #include "wsclient.h"
 
 #include <errno.h>
@@ -101,6 +102,8 @@ static void gather(struct parent *p)
     memset(t, 0, sizeof(*t));
     hist_reset(&r->lat);
     hist_reset(&r->hs);
+    hist_reset(&r->hs_full);
+    hist_reset(&r->hs_resumed);
     t->first_status = 0;
     for (uint32_t w = 0; w < p->o.workers; w++) {
         const struct worker_stats *s = &p->shm->w[w];
@@ -115,6 +118,10 @@ static void gather(struct parent *p)
         SUM(hs_timeouts);
         SUM(proto_errors);
         SUM(client_limit);
+        SUM(tls_errors);
+        SUM(tls_full);
+        SUM(tls_resumed);
+        SUM(tls_offered);
         SUM(dropped);
         SUM(close_clean);
         SUM(close_forced);
@@ -124,6 +131,26 @@ static void gather(struct parent *p)
             t->first_status = STAT_LOAD(s->first_status);
         if (!t->first_errno)
             t->first_errno = STAT_LOAD(s->first_errno);
+        if (!t->first_tls_error)
+            t->first_tls_error = STAT_LOAD(s->first_tls_error);
+#define EARLIEST(f)                                                                                \
+    do {                                                                                           \
+        uint64_t v = STAT_LOAD(s->f);                                                              \
+        if (v && (!t->f || v < t->f))                                                              \
+            t->f = v;                                                                              \
+    } while (0)
+#define LATEST(f)                                                                                  \
+    do {                                                                                           \
+        uint64_t v = STAT_LOAD(s->f);                                                              \
+        if (v > t->f)                                                                              \
+            t->f = v;                                                                              \
+    } while (0)
+        EARLIEST(t_full_first);
+        EARLIEST(t_resumed_first);
+        LATEST(t_full_last);
+        LATEST(t_resumed_last);
+#undef EARLIEST
+#undef LATEST
         uint64_t tf = STAT_LOAD(s->t_first_attempt), tl = STAT_LOAD(s->t_last_established);
         if (tf && (!t->t_first_attempt || tf < t->t_first_attempt))
             t->t_first_attempt = tf;
@@ -156,6 +183,8 @@ static void gather(struct parent *p)
         cpu += STAT_LOAD(s->cpu_us);
         hist_merge(&r->lat, &s->lat);
         hist_merge(&r->hs, &s->hs);
+        hist_merge(&r->hs_full, &s->hs_full);
+        hist_merge(&r->hs_resumed, &s->hs_resumed);
     }
     t->cpu_us = cpu;
     if (t->t_first_attempt && t->t_last_established > t->t_first_attempt)
@@ -257,6 +286,7 @@ static bool ramp_limit(struct parent *p, uint64_t now)
     struct bench_result *r = &p->res;
     char *why = r->limit_reason;
     size_t cap = sizeof(r->limit_reason);
+    char tls_err[120];
 
     if (t->established > p->last_established) {
         p->last_established = t->established;
@@ -270,6 +300,9 @@ static bool ramp_limit(struct parent *p, uint64_t now)
     else if (t->client_limit)
         snprintf(why, cap, "the client ran out of resources: %s (not the server's limit)",
                  t->first_errno ? strerror(t->first_errno) : "?");
+    else if (t->tls_errors)
+        snprintf(why, cap, "a TLS handshake failed: %s",
+                 tlsc_strerror(t->first_tls_error, tls_err, sizeof(tls_err)));
     else if (t->hs_timeouts)
         snprintf(why, cap, "a handshake took longer than %.1f s", p->o.handshake_timeout);
     else if (t->proto_errors)
@@ -454,6 +487,9 @@ static void finish_result(struct parent *p)
 {
     struct bench_result *r = &p->res;
     gather(p);
+    /* Read only now: the workers have exited, so each wrote its string before. */
+    for (uint32_t w = 0; w < p->o.workers && !r->tls_suite[0]; w++)
+        memcpy(r->tls_suite, p->shm->w[w].tls_suite, sizeof(r->tls_suite) - 1);
     r->wall_s = (double)(bench_now() - p->t0) / 1e9;
     r->client_cpu_us = own_cpu_us(RUSAGE_SELF) + own_cpu_us(RUSAGE_CHILDREN);
     uint64_t run_ns = 0;
@@ -516,6 +552,18 @@ int main(int argc, char **argv)
         return 2;
     }
     p.res.srv_rss_peak_kb = p.res.srv_base.rss_kb;
+    if (p.o.tls) {
+        /* Each worker makes its own config after fork(); one made here first turns a bad
+         * --tls-verify file into a command-line error instead of a failure of every worker. */
+        struct tlsc_config_opts to = {.ca_file = p.o.tls_ca[0] ? p.o.tls_ca : NULL,
+                                      .sni = p.o.tls_sni};
+        struct tlsc_config *cfg = tlsc_config_create(&to, err, sizeof(err));
+        if (!cfg) {
+            fprintf(stderr, "ringcast-bench: %s\n", err);
+            return 2;
+        }
+        tlsc_config_destroy(cfg);
+    }
 
     struct sigaction sa = {.sa_handler = on_sigint};
     sigemptyset(&sa.sa_mask);
@@ -524,9 +572,12 @@ int main(int argc, char **argv)
     signal(SIGPIPE, SIG_IGN);
 
     p.t0 = bench_now();
+    /* A bound, not an estimate: full TLS handshakes cost the server milliseconds of CPU each
+     * (PLATFORM.md section 3), so they get a slower floor than plain or resumed ones. */
+    double floor_rate = p.o.tls && !p.o.tls_resume ? 100.0 : p.o.tls ? 500.0 : 1000.0;
     double connect_s =
         p.o.handshake_timeout + 5 +
-        (double)p.o.connections / (p.o.rate > 0 && p.o.scenario <= SC_RAMP ? p.o.rate : 1000.0);
+        (double)p.o.connections / (p.o.rate > 0 && p.o.scenario <= SC_RAMP ? p.o.rate : floor_rate);
     p.connect_deadline = p.t0 + (uint64_t)(connect_s * 1e9);
     p.last_progress_t = p.t0;
     if (spawn(&p) < 0) {

@@ -44,6 +44,10 @@ struct bench_opts {
     char path[512];  /* request path from the URL, without the query */
     char query[256]; /* query from the URL without '?', may be empty */
     struct sockaddr_in target;
+    bool tls;          /* wss:// */
+    bool tls_resume;   /* offer each worker's first session ticket in its later handshakes */
+    char tls_sni[300]; /* server name sent: the URL's host, or "localhost" for an address */
+    char tls_ca[512];  /* --tls-verify: trusted certificates (PEM); "" = no verification */
     uint32_t connections;
     uint32_t room_size; /* chat: clients per room; hold/ramp: 0 = one room */
     double rate;        /* chat/fanout/echo: publishes/s in total; hold/ramp: connects/s */
@@ -73,9 +77,10 @@ struct bench_opts {
 int plan_parse(struct bench_opts *o, int argc, char **argv, char *err, size_t err_cap);
 
 /*
- * Parses a ws:// URL into <o>'s url, host, path, query and target. Names other than
- * "localhost" are resolved only when <o>->allow_remote is set; any address outside
- * 127.0.0.0/8 is refused without it. Returns 0 or -EINVAL with a message in <err>.
+ * Parses a ws:// or wss:// URL into <o>'s url, host, path, query, target, tls and tls_sni (the
+ * default ports are 80 and 443). Names other than "localhost" are resolved only when
+ * <o>->allow_remote is set; any address outside 127.0.0.0/8 is refused without it. Returns 0
+ * or -EINVAL with a message in <err>.
  */
 int plan_parse_url(struct bench_opts *o, const char *url, char *err, size_t err_cap);
 

@@ -5,6 +5,7 @@
 #include "report.h"
 
 #include "proto.h"
+#include "tlsclient.h"
 
 #include <errno.h>
 #include <math.h>
@@ -138,6 +139,35 @@ static void summary_plan(FILE *f, const struct bench_result *r)
     }
 }
 
+/* Handshakes of one kind per second, first ClientHello to last completion; NAN (null, "-")
+ * with fewer than two: a rate needs a span. */
+static double tls_rate(uint64_t n, uint64_t first, uint64_t last)
+{
+    return n >= 2 && last > first ? (double)n / ((double)(last - first) / 1e9) : NAN;
+}
+
+static void summary_tls(FILE *f, const struct bench_result *r)
+{
+    const struct worker_stats *t = &r->tot;
+    char a[32], b[32], c[32], d[32], e[32], g[32];
+    double fr = tls_rate(t->tls_full, t->t_full_first, t->t_full_last);
+    double rr = tls_rate(t->tls_resumed, t->t_resumed_first, t->t_resumed_last);
+    fprintf(f, "  tls          %s, %s full (%s/s), %s resumed (%s/s) of %s offered, %s failed",
+            r->tls_suite[0] ? r->tls_suite : "no suite agreed", num(a, sizeof(a), t->tls_full),
+            fr > 0 ? num(b, sizeof(b), (uint64_t)fr) : "-", num(c, sizeof(c), t->tls_resumed),
+            rr > 0 ? num(d, sizeof(d), (uint64_t)rr) : "-", num(e, sizeof(e), t->tls_offered),
+            num(g, sizeof(g), t->tls_errors));
+    if (t->first_tls_error) {
+        char text[160];
+        fprintf(f, " (first: %s)", tlsc_strerror(t->first_tls_error, text, sizeof(text)));
+    }
+    fprintf(f, "%s\n", r->o->tls_ca[0] ? ", certificate verified" : "");
+    if (r->hs_full.count)
+        quantiles(f, "tls full", &r->hs_full);
+    if (r->hs_resumed.count)
+        quantiles(f, "tls resumed", &r->hs_resumed);
+}
+
 static void summary_connections(FILE *f, const struct bench_result *r)
 {
     const struct worker_stats *t = &r->tot;
@@ -153,6 +183,8 @@ static void summary_connections(FILE *f, const struct bench_result *r)
                 (unsigned long long)t->refused, (unsigned long long)t->connect_errors,
                 (unsigned long long)t->hs_timeouts, (unsigned long long)t->proto_errors,
                 (unsigned long long)t->client_limit);
+        if (r->o->tls)
+            fprintf(f, ", TLS %llu", (unsigned long long)t->tls_errors);
         if (t->first_status)
             fprintf(f, "; first refusal HTTP %d", t->first_status);
         if (t->first_errno)
@@ -161,6 +193,8 @@ static void summary_connections(FILE *f, const struct bench_result *r)
     }
     fprintf(f, ", %s held at the end\n", num(a, sizeof(a), r->held));
     quantiles(f, "handshake", &r->hs);
+    if (r->o->tls)
+        summary_tls(f, r);
     if (r->o->scenario == SC_RAMP)
         fprintf(f, "  limit        %s connections: %s\n", num(a, sizeof(a), r->limit),
                 r->limit_reason);
@@ -226,7 +260,8 @@ static void summary_costs(FILE *f, const struct bench_result *r)
                         (double)t->received));
         fputc('\n', f);
     }
-    fprintf(f, "  client       CPU %.2f s", (double)r->client_cpu_us / 1e6);
+    fprintf(f, "  client       CPU %.2f s, %.1f us per handshake", (double)r->client_cpu_us / 1e6,
+            per((double)r->client_cpu_us_connect, (double)t->established));
     if (r->o->scenario != SC_RAMP)
         fprintf(f, " (busiest worker %.0f%% of a core while %s)", r->client_busiest * 100,
                 r->o->scenario == SC_HOLD ? "holding" : "publishing and draining");
@@ -326,6 +361,7 @@ static void json_connections(FILE *f, const struct bench_result *r)
     json_num(f, per((double)t->established, r->connect_s));
     fputs(",\"handshake_latency_us\":", f);
     json_hist_us(f, &r->hs);
+    fprintf(f, ",\"tls_errors\":%llu", U(t->tls_errors));
     fprintf(f,
             ",\"closed_by_server\":%llu,\"close_clean\":%llu,\"close_forced\":%llu,"
             "\"close_codes\":{\"1000\":%llu,\"1001\":%llu,\"1008\":%llu,\"other\":%llu}}",
@@ -336,6 +372,31 @@ static void json_connections(FILE *f, const struct bench_result *r)
         json_str(f, r->limit_reason);
         fputc('}', f);
     }
+}
+
+static void json_tls(FILE *f, const struct bench_result *r)
+{
+    const struct worker_stats *t = &r->tot;
+    char e[160] = "";
+    if (t->first_tls_error)
+        tlsc_strerror(t->first_tls_error, e, sizeof(e));
+    fprintf(f,
+            ",\"tls\":{\"full\":%llu,\"resumed\":%llu,\"offered\":%llu,\"errors\":%llu,"
+            "\"verify\":%s,\"first_error\":",
+            U(t->tls_full), U(t->tls_resumed), U(t->tls_offered), U(t->tls_errors),
+            r->o->tls_ca[0] ? "true" : "false");
+    json_str(f, e);
+    fputs(",\"suite\":", f);
+    json_str(f, r->tls_suite);
+    fputs(",\"full_rate\":", f);
+    json_num(f, tls_rate(t->tls_full, t->t_full_first, t->t_full_last));
+    fputs(",\"resumed_rate\":", f);
+    json_num(f, tls_rate(t->tls_resumed, t->t_resumed_first, t->t_resumed_last));
+    fputs(",\"full_latency_us\":", f);
+    json_hist_us(f, &r->hs_full);
+    fputs(",\"resumed_latency_us\":", f);
+    json_hist_us(f, &r->hs_resumed);
+    fputc('}', f);
 }
 
 static void json_messages(FILE *f, const struct bench_result *r)
@@ -387,6 +448,8 @@ static void json_costs(FILE *f, const struct bench_result *r)
     json_num(f, (double)r->client_cpu_us_connect / 1e6);
     fputs(",\"cpu_s_run\":", f);
     json_num(f, (double)r->client_cpu_us_run / 1e6);
+    fputs(",\"cpu_us_per_handshake\":", f);
+    json_num(f, per((double)r->client_cpu_us_connect, (double)t->established));
     fputs(",\"busiest_worker_core_share\":", f);
     json_num(f, r->client_busiest);
     fputs(",\"cpu_us_per_delivery\":", f);
@@ -417,13 +480,18 @@ void report_json(FILE *f, const struct bench_result *r)
     json_num(f, o->duration);
     fputs(",\"warmup\":", f);
     json_num(f, o->warmup);
-    fprintf(f, ",\"payload\":%u,\"inflight\":%u,\"workers\":%u,\"binary\":%s}", o->payload,
-            o->inflight, r->workers, o->binary ? "true" : "false");
+    fprintf(f,
+            ",\"payload\":%u,\"inflight\":%u,\"workers\":%u,\"binary\":%s,\"tls\":%s,"
+            "\"tls_resume\":%s}",
+            o->payload, o->inflight, r->workers, o->binary ? "true" : "false",
+            o->tls ? "true" : "false", o->tls_resume ? "true" : "false");
     fputs(",\"wall_s\":", f);
     json_num(f, r->wall_s);
     fputs(",\"run_s\":", f);
     json_num(f, r->run_s);
     json_connections(f, r);
+    if (o->tls)
+        json_tls(f, r);
     if (messaging(o))
         json_messages(f, r);
     json_costs(f, r);

@@ -31,6 +31,9 @@ struct bench_result {
     struct worker_stats tot; /* counters summed over workers (histograms left empty) */
     struct hist lat;
     struct hist hs;
+    struct hist hs_full;    /* wss: full TLS handshakes */
+    struct hist hs_resumed; /* wss: abbreviated TLS handshakes */
+    char tls_suite[64];     /* wss: the suite the first handshake agreed on */
     double wall_s;
     double connect_s; /* first connect to last established */
     double run_s;     /* publishing (or holding) time */

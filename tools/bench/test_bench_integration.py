@@ -1,7 +1,9 @@
 # SPDX-License-Identifier: MIT
 """ringcast-bench against the real broker: short runs of every scenario whose counts must be
 exact (every connection held, every delivery received, nothing lost, duplicated or reordered),
-plus the command-line contract (--help, bad options, loopback only).
+over ws:// and over the broker's TLS listener (wss://, with a certificate made at test time by
+tools/gen-certs.sh: full and resumed handshakes, verification), plus the command-line contract
+(--help, bad options, loopback only).
 
 Run by ctest as integration.bench with RINGCAST_BIN and RINGCAST_BENCH_BIN set; by hand:
   RINGCAST_BIN=build/ringcast RINGCAST_BENCH_BIN=build/ringcast-bench \\
@@ -9,8 +11,10 @@ Run by ctest as integration.bench with RINGCAST_BIN and RINGCAST_BENCH_BIN set; 
 """
 import json
 import os
+import shutil
 import subprocess
 import sys
+import tempfile
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 SRC = os.environ.get("RINGCAST_SOURCE_DIR", os.path.abspath(os.path.join(HERE, "..", "..")))
@@ -20,12 +24,12 @@ from harness import Broker, Runner  # noqa: E402
 BENCH = os.environ.get("RINGCAST_BENCH_BIN", os.path.join(SRC, "build", "ringcast-bench"))
 
 
-def bench(*args, timeout=120):
+def bench(*args, timeout=120, rc=0):
     """Runs ringcast-bench with --json and returns the parsed record (stderr on failure)."""
     cmd = [BENCH] + [str(a) for a in args] + ["--json", "--quiet"]
     p = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout)
     lines = [l for l in p.stdout.splitlines() if l.startswith("{")]
-    if p.returncode != 0 or len(lines) != 1:
+    if p.returncode != rc or len(lines) != 1:
         raise AssertionError("%s exited %d\nstdout:\n%s\nstderr:\n%s" %
                              (" ".join(cmd), p.returncode, p.stdout, p.stderr))
     rec = json.loads(lines[0])
@@ -116,12 +120,125 @@ def case_ramp_finds_the_limit():
         expect(r, "connections.first_status", 503)
 
 
+# ---- wss:// -------------------------------------------------------------------------------
+
+def wss_url(b):
+    return "wss://127.0.0.1:%d" % b.tls_port
+
+
+def case_wss_hold(b):
+    # 500 full handshakes, a window of 64 so that none waits long behind the others for the
+    # broker's CPU (its handshake timeout is 5 s; sanitizer builds are slow).
+    r = bench("hold", "--url", wss_url(b) + "/room/lobby", "--connections", 500, "--duration", 1,
+              "--connect-window", 64, "--pid", b.proc.pid)
+    expect(r, "params.tls", True)
+    expect(r, "connections.established", 500)
+    expect(r, "connections.held", 500)
+    expect(r, "connections.failed", 0)
+    expect(r, "connections.tls_errors", 0)
+    expect(r, "connections.close_clean", 500)
+    expect(r, "connections.closed_by_server", 0)
+    expect(r, "tls.full", 500)
+    expect(r, "tls.resumed", 0)
+    expect(r, "tls.offered", 0)
+    expect(r, "tls.full_latency_us.count", 500)
+    expect(r, "tls.suite", "TLS-ECDHE-ECDSA-WITH-AES-128-GCM-SHA256")
+    expect(r, "ok", True)
+    assert r["tls"]["full_rate"] > 0, r["_summary"]
+    assert r["client"]["cpu_us_per_handshake"] > 0, r["_summary"]
+
+
+def case_wss_chat(b):
+    # 100 clients in 10 rooms of 10, 100 publishes/s for 3 s: 300 publishes, 9 deliveries each.
+    r = bench("chat", "--url", wss_url(b) + "/room/", "--connections", 100, "--room-size", 10,
+              "--rate", 100, "--duration", 3, "--connect-window", 64)
+    expect(r, "connections.held", 100)
+    expect(r, "tls.full", 100)
+    expect(r, "messages.published", 300)
+    expect(r, "messages.expected", 300 * 9)
+    expect(r, "messages.received", 300 * 9)
+    expect(r, "messages.lost", 0)
+    expect(r, "messages.reordered", 0)
+    expect(r, "messages.duplicates", 0)
+    expect(r, "messages.malformed", 0)
+    expect(r, "messages.unexpected", 0)
+    expect(r, "ok", True)
+
+
+def case_wss_resume(b):
+    # One worker: its first handshake is full and every later one offers that ticket.
+    r = bench("hold", "--url", wss_url(b) + "/room/resume", "--connections", 300, "--duration", 1,
+              "--workers", 1, "--tls-resume")
+    expect(r, "params.tls_resume", True)
+    expect(r, "connections.held", 300)
+    expect(r, "tls.full", 1)
+    expect(r, "tls.offered", 299)
+    expect(r, "tls.resumed", 299)
+    expect(r, "tls.resumed_latency_us.count", 299)
+    expect(r, "ok", True)
+    assert r["tls"]["resumed_rate"] > 0, r["_summary"]
+    # Two workers each resume their own first session; ramp over wss as well.
+    r = bench("ramp", "--url", wss_url(b) + "/room/ramp", "--connections", 200, "--rate", 400,
+              "--duration", 10, "--workers", 2, "--tls-resume")
+    expect(r, "limit.connections", 200)
+    expect(r, "tls.full", 2)
+    expect(r, "tls.resumed", 198)
+
+
+def case_wss_fanout_echo(b):
+    r = bench("fanout", "--url", wss_url(b) + "/room/", "--connections", 50, "--rate", 100,
+              "--duration", 1, "--tls-resume")
+    expect(r, "messages.published", 100)
+    expect(r, "messages.received", 100 * 49)
+    expect(r, "messages.lost", 0)
+    # 16 KiB messages: several TLS records per message, split across receives.
+    r = bench("echo", "--url", wss_url(b) + "/echo", "--connections", 10, "--inflight", 4,
+              "--duration", 1, "--payload", 16384, "--tls-resume")
+    assert r["messages"]["published"] >= 40, r["_summary"]
+    expect(r, "messages.received", r["messages"]["published"])
+    expect(r, "messages.lost", 0)
+    expect(r, "messages.malformed", 0)
+
+
+def case_wss_verify(b, certs):
+    r = bench("hold", "--url", wss_url(b) + "/room/v", "--connections", 10, "--duration", 0.5,
+              "--tls-verify", os.path.join(certs, "ec.crt"))
+    expect(r, "tls.verify", True)
+    expect(r, "connections.held", 10)
+    # Trusting another certificate: every handshake fails verification, nothing is held.
+    r = bench("hold", "--url", wss_url(b) + "/room/v", "--connections", 10, "--duration", 0.5,
+              "--tls-verify", os.path.join(certs, "rsa.crt"), rc=3)
+    expect(r, "connections.established", 0)
+    expect(r, "connections.tls_errors", 10)
+    expect(r, "connections.failed", 10)
+    assert "verif" in r["tls"]["first_error"].lower(), r["_summary"]
+
+
+def case_wss_no_offload(certs):
+    with Broker(*tls_args(certs), "--tls-offload", "off") as b:
+        r = bench("hold", "--url", wss_url(b) + "/room/lobby", "--connections", 100,
+                  "--duration", 0.5, "--tls-resume")
+        expect(r, "connections.held", 100)
+        expect(r, "tls.resumed", 99)
+        r = bench("chat", "--url", wss_url(b) + "/room/", "--connections", 20, "--room-size", 10,
+                  "--rate", 100, "--duration", 1, "--tls-resume")
+        expect(r, "messages.received", 100 * 9)
+
+
+def tls_args(certs):
+    return ["--tls-listen", "127.0.0.1:0", "--tls-cert", os.path.join(certs, "ec.crt"),
+            "--tls-key", os.path.join(certs, "ec.key")]
+
+
 def case_command_line():
     p = subprocess.run([BENCH, "--help"], capture_output=True, text=True, timeout=10)
     assert p.returncode == 0 and "scenarios" in p.stdout, p
     for args in (["chat"], ["storm", "--url", "ws://127.0.0.1:1/"],
                  ["hold", "--url", "ws://10.0.0.1:80/room/x"],
-                 ["hold", "--url", "ws://127.0.0.1:1/", "--connections", "0"]):
+                 ["hold", "--url", "ws://127.0.0.1:1/", "--connections", "0"],
+                 ["hold", "--url", "ws://127.0.0.1:1/", "--tls-resume"],
+                 ["hold", "--url", "wss://127.0.0.1:1/", "--tls-verify", "/nonexistent.pem"],
+                 ["hold", "--url", "http://127.0.0.1:1/"]):
         p = subprocess.run([BENCH] + args, capture_output=True, text=True, timeout=10)
         assert p.returncode == 2, (args, p.returncode, p.stderr)
         assert p.stderr.count("\n") == 1 and p.stderr.startswith("ringcast-bench: "), p.stderr
@@ -137,6 +254,19 @@ def main():
         runner.run("fanout", case_fanout, b)
         runner.run("echo", case_echo, b)
     runner.run("ramp finds --max-conns", case_ramp_finds_the_limit)
+    certs = tempfile.mkdtemp(prefix="ringcast-bench-certs-")
+    try:
+        subprocess.run(["sh", os.path.join(SRC, "tools", "gen-certs.sh"), certs], check=True,
+                       timeout=60)
+        with Broker(*tls_args(certs)) as b:
+            runner.run("wss hold 500", case_wss_hold, b)
+            runner.run("wss chat 100 in rooms of 10", case_wss_chat, b)
+            runner.run("wss --tls-resume: hold and ramp", case_wss_resume, b)
+            runner.run("wss fanout and echo", case_wss_fanout_echo, b)
+            runner.run("wss --tls-verify", case_wss_verify, b, certs)
+        runner.run("wss against --tls-offload off", case_wss_no_offload, certs)
+    finally:
+        shutil.rmtree(certs, ignore_errors=True)
     runner.finish()
 
 

@@ -147,6 +147,20 @@ static int setup(struct worker *w, const struct bench_opts *o, struct bench_shm 
         if (w->last_seq)
             STAT_SET(w->st->seq_tracked, 1);
     }
+    if (o->tls) {
+        /* Made here, after fork(): each worker seeds its own random generator. */
+        char err[sizeof(w->st->fatal) - 32];
+        struct tlsc_config_opts to = {.ca_file = o->tls_ca[0] ? o->tls_ca : NULL,
+                                      .sni = o->tls_sni};
+        w->tls_cfg = tlsc_config_create(&to, err, sizeof(err));
+        if (!w->tls_cfg) {
+            snprintf(w->st->fatal, sizeof(w->st->fatal), "worker %u: %s", w->id, err);
+            return -EINVAL;
+        }
+        w->tls_plain = malloc(TLSC_PLAIN_MAX);
+        if (!w->tls_plain)
+            return fatal(w, "TLS buffer", ENOMEM);
+    }
     if ((o->scenario == SC_HOLD || o->scenario == SC_RAMP) && o->rate > 0) {
         /* This worker's share of the connect rate, from the start of the run. */
         double share = o->rate * (double)w->n / (double)o->connections;
@@ -169,6 +183,11 @@ static void do_connect(struct worker *w)
         uint64_t due = pace_due(&w->conn_pace, w->now);
         if (due < room)
             room = (uint32_t)due;
+    }
+    if (w->o->tls_resume && !w->tls_primed) {
+        /* Every later handshake offers the session of the first one: start that one alone
+         * and the rest once its ticket is in (client.c saves it). */
+        room = w->nr_pending ? 0 : room ? 1 : 0;
     }
     while (room > 0 && w->next_open < w->n) {
         uint32_t got = client__open_batch(w, room);
@@ -266,7 +285,7 @@ static void scan(struct worker *w)
     if (w->nr_pending) {
         for (uint32_t i = 0; i < w->next_open; i++) {
             struct client *c = &w->c[i];
-            if ((c->state == CL_CONNECTING || c->state == CL_UPGRADING) &&
+            if ((c->state == CL_CONNECTING || c->state == CL_TLS || c->state == CL_UPGRADING) &&
                 !(c->flags & CL_F_ENDING) && w->now - c->t_start > limit) {
                 STAT_INC(w->st->hs_timeouts);
                 STAT_INC(w->st->failed);
@@ -419,6 +438,11 @@ int worker_main(const struct bench_opts *o, struct bench_shm *shm, uint32_t id)
         io_uring_submit(&w.ring);
         io_uring_queue_exit(&w.ring);
     }
+    /* The ring is gone, so no request can name a client any more: free what is left. */
+    for (uint32_t i = 0; w.c && i < w.n; i++)
+        tlsc_destroy(w.c[i].tls);
+    tlsc_config_destroy(w.tls_cfg);
+    free(w.tls_plain);
     STAT_SET(w.st->exited, 1);
     return w.st->fatal[0] ? 3 : 0;
 }

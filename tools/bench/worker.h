@@ -10,6 +10,11 @@
  * the per-process open-file limit together (PLATFORM.md section 2). Receives are multishot,
  * from one provided buffer ring, so idle connections hold no receive memory.
  *
+ * wss:// clients add a TLS session (tlsclient.h) between those receives and sends: received
+ * bytes are fed to it, the plaintext it gives goes where a plain client's bytes go, and what the
+ * client queues to send is plaintext, sealed when a send starts. The worker owns the config (one
+ * CTR-DRBG, the saved session for --tls-resume) that all its sessions share.
+ *
  * Everything here belongs to the worker process; nothing is shared but its stats block.
  */
 #ifndef RINGCAST_BENCH_WORKER_H
@@ -18,6 +23,7 @@
 #include "bench.h"
 #include "pace.h"
 #include "proto.h"
+#include "tlsclient.h"
 #include "ws_frame.h"
 #include "wsclient.h"
 
@@ -28,6 +34,7 @@
 enum client_state {
     CL_IDLE,       /* not started */
     CL_CONNECTING, /* connect in flight */
+    CL_TLS,        /* wss: TLS handshake in progress */
     CL_UPGRADING,  /* request sent, waiting for 101 */
     CL_OPEN,
     CL_CLOSING, /* close frame sent or received */
@@ -51,9 +58,11 @@ enum { UD_CONNECT = 1, UD_RECV, UD_SEND, UD_CANCEL, UD_CLOSE };
 struct client {
     struct ws_parser parser;
     uint64_t t_start; /* connect submitted: handshake latency starts here */
+    uint64_t t_tls;   /* wss: ClientHello queued */
+    struct tlsc *tls; /* wss: the TLS session, NULL otherwise and once the slot is closed */
     uint8_t *aux;     /* upgrade answer, a split control frame, or a split message */
-    uint8_t *pend;    /* bytes queued behind the send in flight */
-    uint8_t *fly;     /* bytes of the send in flight */
+    uint8_t *pend;    /* bytes queued behind the send in flight (wss: plaintext) */
+    uint8_t *fly;     /* bytes of the send in flight (wss: ciphertext) */
     uint8_t *ctl;     /* a control frame split across receives */
     uint32_t aux_len, aux_cap;
     uint32_t pend_len, pend_cap;
@@ -113,6 +122,10 @@ struct worker {
     uint64_t cpu_run_start;
 
     uint8_t *scratch; /* at least WSC_RESPONSE_MAX + buf_size bytes */
+
+    struct tlsc_config *tls_cfg; /* wss: shared by this worker's sessions; NULL for ws */
+    uint8_t *tls_plain;          /* wss: TLSC_PLAIN_MAX bytes, one record decrypted */
+    bool tls_primed;             /* --tls-resume: the first handshake is over (its session saved) */
 };
 
 /* client.c */
