@@ -235,6 +235,7 @@ static void schedule_flush(struct shard *s, struct conn *c)
     else
         s->flush_head = c;
     s->flush_tail = c;
+    s->nr_flush++;
 }
 
 static void queue_append(struct shard *s, struct conn *c, struct msg *m)
@@ -438,6 +439,7 @@ bool conn_flush(struct shard *s, unsigned budget)
         s->flush_head = c->flush_next;
         if (!s->flush_head)
             s->flush_tail = NULL;
+        s->nr_flush--;
         c->flags &= (uint16_t)~CF_IN_FLUSH;
         if (c->state == CONN_DEAD) {
             try_finish(s, c);

@@ -39,6 +39,8 @@
  * something queued is sent at the end of the turn that queued it.
  */
 #define FLUSH_BUDGET 64
+/* ...or more when many connections wait: the whole FIFO is served within this many turns. */
+#define FLUSH_CYCLE_TURNS 16
 /* Completions the kernel may run and post per io_uring_enter on a busy turn. */
 #define TASKRUN_BATCH 4096
 #define DRAIN_S       10
@@ -307,7 +309,8 @@ void shard_run(struct shard *s)
         if (!s->draining && atomic_load_explicit(&e->draining, memory_order_acquire))
             start_drain(s);
         timer_wheel_advance(&s->wheel, s->now, conn_on_timer, s);
-        bool pending = conn_flush(s, FLUSH_BUDGET);
+        unsigned budget = s->nr_flush / FLUSH_CYCLE_TURNS;
+        bool pending = conn_flush(s, budget > FLUSH_BUDGET ? budget : FLUSH_BUDGET);
         bool xs_pending = false;
         ring_doorbells(s, xshard_flush(e->xs, s->id, &xs_pending));
         pending |= xs_pending;

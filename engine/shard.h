@@ -194,6 +194,7 @@ struct shard {
     uint64_t now_ns;
     uint64_t flush_ns;                    /* clock at the start of this turn's flush */
     struct conn *flush_head, *flush_tail; /* FIFO: the longest waiting is sent first */
+    uint32_t nr_flush;                    /* connections in the FIFO */
     struct sq_node *node_free;
     struct sendbuf *sendbuf_free;
     uint32_t nr_sendbuf_free;
