@@ -30,15 +30,22 @@
 
 /*
  * Closing: once everything owed is sent (close frame, FIN), the peer has CLOSE_LINGER_S seconds
- * to close its side. While frames are still going out, a closing connection keeps its slot for
- * up to CLOSE_FLUSH_S seconds (the drain's flush time), so a drain delivers what was queued.
- * The shard clock counts whole seconds, so every deadline gets one more second than asked and
- * a timer never fires early.
+ * to close its side (CLOSE_LINGER_DRAIN_S while draining). While frames are still going out, a
+ * closing connection keeps its slot for up to CLOSE_FLUSH_S seconds (the drain's flush time), so a
+ * drain delivers what was queued. The shard clock counts whole seconds, so every deadline gets one
+ * more second than asked and a timer never fires early.
  */
-#define CLOSE_LINGER_S 2
-#define CLOSE_FLUSH_S  10
+#define CLOSE_LINGER_S       2
+#define CLOSE_LINGER_DRAIN_S 0
+#define CLOSE_FLUSH_S        10
 /* Free send buffers kept per shard; more are returned to the allocator. */
 #define SENDBUF_KEEP 64
+
+/* A draining broker waits less for peers to close their side: it is about to exit anyway. */
+static uint32_t linger_s(const struct shard *s)
+{
+    return s->draining ? CLOSE_LINGER_DRAIN_S : CLOSE_LINGER_S;
+}
 
 /* ---- pools ---------------------------------------------------------------------------- */
 
@@ -319,7 +326,7 @@ static void send_idle(struct shard *s, struct conn *c)
                !(c->flags & CF_SHUT_SENT)) {
         submit_shutdown(s, c);
         /* Everything is out: the peer now has CLOSE_LINGER_S to close its side. */
-        timer_arm(&s->wheel, &c->timer, s->now + CLOSE_LINGER_S + 1);
+        timer_arm(&s->wheel, &c->timer, s->now + linger_s(s) + 1);
     }
 }
 
@@ -513,7 +520,7 @@ static void enter_closing(struct shard *s, struct conn *c)
     room_leave(s, c);
     c->state = CONN_CLOSING;
     c->next_ping = s->now; /* closing since, in CLOSING */
-    timer_arm(&s->wheel, &c->timer, s->now + CLOSE_LINGER_S + 1);
+    timer_arm(&s->wheel, &c->timer, s->now + linger_s(s) + 1);
 }
 
 void conn_close_ws(struct shard *s, struct conn *c, uint16_t code, const char *reason)
