@@ -472,16 +472,22 @@ static void release_tx(struct shard *s, struct conn *c)
     }
 }
 
-void conn_release_memory(struct shard *s, struct conn *c)
+/* Frees what a connection holds besides the send in flight (the kernel may still read that). */
+static void free_buffers(struct shard *s, struct conn *c)
 {
     queue_clear(s, c);
-    release_tx(s, c);
-    tls_session_destroy(c->tls);
-    c->tls = NULL;
     free(c->rx);
     c->rx = NULL;
     free(c->ctl);
     c->ctl = NULL;
+    tls_session_destroy(c->tls);
+    c->tls = NULL;
+}
+
+void conn_release_memory(struct shard *s, struct conn *c)
+{
+    free_buffers(s, c);
+    release_tx(s, c);
 }
 
 void conn_handle_send(struct shard *s, struct conn *c, int res)
@@ -567,13 +573,7 @@ void conn_kill(struct shard *s, struct conn *c)
         PROBE3(close, s->id, c->idx, 0);
     c->state = CONN_DEAD;
     timer_disarm(&s->wheel, &c->timer);
-    queue_clear(s, c);
-    free(c->rx);
-    c->rx = NULL;
-    free(c->ctl);
-    c->ctl = NULL;
-    tls_session_destroy(c->tls);
-    c->tls = NULL;
+    free_buffers(s, c);
     if (c->flags & CF_COUNTED) {
         atomic_fetch_sub_explicit(&s->eng->nr_conns, 1, memory_order_relaxed);
         STAT_SUB(s, conns, 1);
