@@ -44,6 +44,11 @@ static void defaults_per_scenario(void **state)
     assert_int_equal(o.workers, 1);
     assert_true(o.src_first == 0x7f000002u && o.src_last == 0x7f0000feu);
     assert_ptr_equal(o.proto, &proto_raw);
+    assert_false(o.stamp_schedule); /* the actual send time, by default */
+    assert_int_equal(parse(&o, "chat --url ws://127.0.0.1:8080/room/ --stamp schedule"), 0);
+    assert_true(o.stamp_schedule);
+    assert_int_equal(parse(&o, "chat --url ws://127.0.0.1:8080/room/ --stamp send"), 0);
+    assert_false(o.stamp_schedule);
 
     assert_int_equal(parse(&o, "hold --url ws://127.0.0.1:8080/room/lobby --connections 100000"),
                      0);
@@ -78,6 +83,7 @@ static void bad_command_lines(void **state)
         "chat --url ws://127.0.0.1:1/ --room-size 1",
         "chat --url ws://127.0.0.1:1/ --payload 20", /* under the header */
         "chat --url ws://127.0.0.1:1/ --rate -5",
+        "chat --url ws://127.0.0.1:1/ --stamp later",
         "chat --url ws://127.0.0.1:1/ --workers 0",
         "hold --url ws://127.0.0.1:1/ --connections 100000 --workers 1", /* > a ring */
         "chat --url ws://127.0.0.1:1/ --bogus",

@@ -96,6 +96,7 @@ struct worker_stats {
     uint32_t exited;
     char fatal[160];        /* a setup failure, for the parent to print */
     struct hist lat;        /* delivery latency (echo: round trip), ns */
+    struct hist lag;        /* send lag: actual send time - scheduled time, ns */
     struct hist hs;         /* connect + upgrade, ns */
     struct hist hs_full;    /* TLS: full handshakes, ns */
     struct hist hs_resumed; /* TLS: abbreviated handshakes, ns */

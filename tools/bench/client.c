@@ -252,7 +252,7 @@ static void queue_close(struct worker *w, uint32_t i, uint16_t code)
     w->c[i].flags |= CL_F_CLOSE_SENT;
 }
 
-void client__publish(struct worker *w, uint32_t i, uint64_t ts_ns)
+void client__publish(struct worker *w, uint32_t i, uint64_t due_ns)
 {
     struct client *c = &w->c[i];
     struct worker_stats *st = w->st;
@@ -260,18 +260,26 @@ void client__publish(struct worker *w, uint32_t i, uint64_t ts_ns)
         STAT_INC(st->skipped);
         return;
     }
-    struct bench_msg m = {.pub = w->lo + i, .seq = ++c->seq, .ts_ns = ts_ns};
+    /*
+     * The payload carries the time the frame is written (the send SQE goes to the kernel in
+     * this same loop turn), so that the latency is the server's and the network's, not the
+     * pacing wake-up of this tool; that lag is measured on its own below. --stamp schedule
+     * puts the due time in instead, so that a tool falling behind shows up as latency.
+     */
+    uint64_t sent = bench_now();
+    uint64_t lag = sent > due_ns ? sent - due_ns : 0;
+    struct bench_msg m = {
+        .pub = w->lo + i, .seq = ++c->seq, .ts_ns = w->o->stamp_schedule ? due_ns : sent};
     size_t n = w->proto->publish(w->o, &m, w->scratch, w->o->payload);
     queue_frame(w, i, w->opcode, w->scratch, n);
     STAT_INC(st->published);
     STAT_ADD(st->expected, plan_receivers(w->o, m.pub));
-    if (w->now > ts_ns) {
-        uint64_t lag = w->now - ts_ns;
-        if (lag > st->max_lag_ns)
-            STAT_SET(st->max_lag_ns, lag);
-        if (lag > 1000000)
-            STAT_INC(st->late);
-    }
+    if (due_ns >= w->ctl->t_measure)
+        hist_record(&st->lag, lag);
+    if (lag > st->max_lag_ns)
+        STAT_SET(st->max_lag_ns, lag);
+    if (lag > 1000000)
+        STAT_INC(st->late);
 }
 
 void client__close(struct worker *w, uint32_t i)

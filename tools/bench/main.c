@@ -101,6 +101,7 @@ static void gather(struct parent *p)
     uint64_t cpu = 0;
     memset(t, 0, sizeof(*t));
     hist_reset(&r->lat);
+    hist_reset(&r->lag);
     hist_reset(&r->hs);
     hist_reset(&r->hs_full);
     hist_reset(&r->hs_resumed);
@@ -182,6 +183,7 @@ static void gather(struct parent *p)
             w == 0 ? STAT_LOAD(s->seq_tracked) : (t->seq_tracked && STAT_LOAD(s->seq_tracked));
         cpu += STAT_LOAD(s->cpu_us);
         hist_merge(&r->lat, &s->lat);
+        hist_merge(&r->lag, &s->lag);
         hist_merge(&r->hs, &s->hs);
         hist_merge(&r->hs_full, &s->hs_full);
         hist_merge(&r->hs_resumed, &s->hs_resumed);

@@ -52,6 +52,9 @@ static const char usage[] =
     "  --payload BYTES       published message size (100; at least 42)\n"
     "  --inflight K          fanout: messages in flight (16); echo: per connection (1)\n"
     "  --binary              publish binary frames instead of text\n"
+    "  --stamp WHEN          time in each payload: send (taken as the frame is written; the\n"
+    "                        default) or schedule (when it was due, so the tool's own lag\n"
+    "                        counts as latency); the send lag is reported either way\n"
     "  --protocol NAME       client protocol: raw (room mode; the default)\n"
     "  --workers W           client processes (enough that each holds <= 15000)\n"
     "  --source-ips A-B      source addresses, round robin (127.0.0.2-127.0.0.254; none)\n"
@@ -227,6 +230,7 @@ enum {
     OPT_PAYLOAD,
     OPT_INFLIGHT,
     OPT_BINARY,
+    OPT_STAMP,
     OPT_PROTOCOL,
     OPT_WORKERS,
     OPT_SOURCE_IPS,
@@ -255,6 +259,7 @@ static const struct option long_opts[] = {
     {"payload", required_argument, NULL, OPT_PAYLOAD},
     {"inflight", required_argument, NULL, OPT_INFLIGHT},
     {"binary", no_argument, NULL, OPT_BINARY},
+    {"stamp", required_argument, NULL, OPT_STAMP},
     {"protocol", required_argument, NULL, OPT_PROTOCOL},
     {"workers", required_argument, NULL, OPT_WORKERS},
     {"source-ips", required_argument, NULL, OPT_SOURCE_IPS},
@@ -379,6 +384,14 @@ static int parse_one(struct bench_opts *o, struct given *g, int c, const char *a
         return 0;
     case OPT_TLS_RESUME:
         o->tls_resume = true;
+        return 0;
+    case OPT_STAMP:
+        if (strcmp(a, "send") == 0)
+            o->stamp_schedule = false;
+        else if (strcmp(a, "schedule") == 0)
+            o->stamp_schedule = true;
+        else
+            return plan_err(err, cap, "--stamp must be send or schedule");
         return 0;
     case OPT_TLS_VERIFY:
         if (!a[0] || strlen(a) >= sizeof(o->tls_ca))

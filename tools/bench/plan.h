@@ -66,6 +66,7 @@ struct bench_opts {
     bool json;
     bool allow_remote;
     bool binary;
+    bool stamp_schedule; /* payload time is the scheduled send time, not the actual one */
     bool quiet;
     char plot[512];
 };

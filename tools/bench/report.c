@@ -226,6 +226,10 @@ static void summary_messages(FILE *f, const struct bench_result *r)
                 (unsigned long long)t->skipped, (unsigned long long)t->malformed,
                 (unsigned long long)t->unexpected);
     quantiles(f, r->o->scenario == SC_ECHO ? "round trip" : "latency", &r->lat);
+    if (r->o->stamp_schedule)
+        fputs("               (from the scheduled send time: the send lag below is included)\n",
+              f);
+    quantiles(f, "send lag", &r->lag);
 }
 
 static void summary_costs(FILE *f, const struct bench_result *r)
@@ -267,7 +271,7 @@ static void summary_costs(FILE *f, const struct bench_result *r)
                 r->o->scenario == SC_HOLD ? "holding" : "publishing and draining");
     if (messaging(r->o)) {
         char b[32];
-        fprintf(f, ", %.2f us per delivery, schedule lag max %s (%llu late > 1 ms)",
+        fprintf(f, ", %.2f us per delivery, send lag max %s (%llu late > 1 ms)",
                 per((double)r->client_cpu_us_run, (double)t->received),
                 dur(b, sizeof(b), t->max_lag_ns), (unsigned long long)t->late);
     }
@@ -417,6 +421,8 @@ static void json_messages(FILE *f, const struct bench_result *r)
     json_num(f, r->peak_rate);
     fputs(",\"latency_us\":", f);
     json_hist_us(f, &r->lat);
+    fprintf(f, ",\"stamp\":\"%s\",\"send_lag_us\":", r->o->stamp_schedule ? "schedule" : "send");
+    json_hist_us(f, &r->lag);
     fputc('}', f);
 }
 

@@ -30,6 +30,7 @@ struct bench_result {
     const struct bench_opts *o;
     struct worker_stats tot; /* counters summed over workers (histograms left empty) */
     struct hist lat;
+    struct hist lag; /* how late publishes went out against their schedule */
     struct hist hs;
     struct hist hs_full;    /* wss: full TLS handshakes */
     struct hist hs_resumed; /* wss: abbreviated TLS handshakes */

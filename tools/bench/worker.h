@@ -137,8 +137,11 @@ uint32_t client__open_batch(struct worker *w, uint32_t count);
 /* Dispatches one completion. */
 void client__handle_cqe(struct worker *w, const struct io_uring_cqe *cqe);
 
-/* Publishes one message from local client <i> stamped <ts_ns>. */
-void client__publish(struct worker *w, uint32_t i, uint64_t ts_ns);
+/*
+ * Publishes one message from local client <i>, due at <due_ns>: stamped with the time it is
+ * written (or <due_ns> with --stamp schedule); the difference is recorded as send lag.
+ */
+void client__publish(struct worker *w, uint32_t i, uint64_t due_ns);
 
 /* Starts the closing handshake (or a teardown if not open yet) of local client <i>. */
 void client__close(struct worker *w, uint32_t i);
