@@ -274,6 +274,7 @@ void shard_teardown(struct shard *s)
     }
     room_table_fini(s);
     conn_pools_fini(s);
+    tls_thread_trim(true); /* this thread's spare handshake buffers */
     struct tls_config *next = atomic_exchange(&s->tls_next, NULL);
     if (next)
         tls_config_unref(next);
@@ -308,6 +309,11 @@ void shard_run(struct shard *s)
         take_inbox(s);
         if (!s->draining && atomic_load_explicit(&e->draining, memory_order_acquire))
             start_drain(s);
+        if (s->now != s->trim_sec) {
+            /* Once a second: the memory of a handshake storm goes back after it (tls.h). */
+            tls_thread_trim(false);
+            s->trim_sec = s->now;
+        }
         timer_wheel_advance(&s->wheel, s->now, conn_on_timer, s);
         unsigned budget = s->nr_flush / FLUSH_CYCLE_TURNS;
         bool pending = conn_flush(s, budget > FLUSH_BUDGET ? budget : FLUSH_BUDGET);

@@ -202,6 +202,7 @@ struct shard {
     bool draining_done;
     uint64_t drain_deadline_ns;
     bool xs_pending;
+    uint32_t trim_sec; /* second of the last tls_thread_trim() */
     struct shard_stats stats;
     pthread_t thread;
 } __attribute__((aligned(64)));

@@ -171,6 +171,18 @@ enum tls_reason tls_session_reason(const struct tls_session *s);
  * peer's alert number), NUL-terminated in <buf>. Returns <buf>. */
 const char *tls_session_describe(const struct tls_session *s, char *buf, size_t len);
 
+/*
+ * Handshake buffers. The record buffers of handshakes that ended on this thread are kept for
+ * its next handshakes instead of going back to the heap; this gives back to the system the
+ * pages of those that no handshake needed since the previous call, beyond a few dozen (all of
+ * them with <all>). Every thread that runs sessions calls it about once a second, and with
+ * <all> before it exits (the list is per-thread). Cannot fail.
+ */
+void tls_thread_trim(bool all);
+
+/* Buffers the calling thread keeps now (for tests and metrics). Cannot fail. */
+unsigned tls_thread_spares(void);
+
 /* Heap bytes the session holds now: the session itself, any pending buffers and, before offload,
  * an estimate of mbedtls's context and record buffers. For metrics. Cannot fail. */
 size_t tls_session_memory(const struct tls_session *s);

@@ -1419,7 +1419,10 @@ static size_t heap_used(void)
 /* Heap per established session, with the clients gone: mbedtls kept, or offloaded. */
 static size_t per_session(struct tls_config *cfg, int n, struct link *l)
 {
-    size_t before = heap_used(), after;
+    size_t before, after;
+
+    tls_thread_trim(true); /* spare buffers of earlier handshakes would be counted */
+    before = heap_used();
 
     for (int i = 0; i < n; i++) {
         link_init(&l[i], cfg, &plain_opts);
@@ -1432,6 +1435,7 @@ static size_t per_session(struct tls_config *cfg, int n, struct link *l)
         bytes_free(&l[i].got);
         bytes_free(&l[i].flight);
     }
+    tls_thread_trim(true); /* the offloaded handshakes' spare buffers are not the sessions' */
     after = heap_used();
     for (int i = 0; i < n; i++)
         tls_session_destroy(l[i].srv);
@@ -1464,6 +1468,7 @@ static void test_memory(void **state)
     assert_int_equal(mbedtls_ssl_handshake(&warm.cli.ssl), MBEDTLS_ERR_SSL_WANT_READ);
     bytes_push(&hello, warm.c2s.p, warm.c2s.len);
     link_fini(&warm);
+    tls_thread_trim(true);
     base = heap_used();
     for (int i = 0; i < N; i++) {
         struct tls_input in;
@@ -1517,6 +1522,73 @@ static void test_memory(void **state)
     tls_config_unref(kept);
 }
 
+/* The record buffers of finished handshakes: kept for the next ones, reused, and given back
+ * to the system by the low-water trim; a handshake on dropped (zeroed) pages still works. */
+static void test_spare_buffers(void **state)
+{
+    enum { N = 48 };
+    struct tls_config *cfg = make_config(ec_crt, ec_key, true);
+    struct link *l = calloc(N, sizeof(*l)), warm;
+    struct tls_session *s[N];
+    struct bytes hello = {0};
+
+    (void)state;
+    tls_thread_trim(true);
+    assert_int_equal(tls_thread_spares(), 0);
+    /* One after another, each handshake reuses the buffers of the one before. */
+    for (int i = 0; i < 3; i++) {
+        link_init(&l[i], cfg, &plain_opts);
+        assert_int_equal(link_handshake(&l[i]), 0);
+        assert_int_equal(tls_thread_spares(), 2);
+    }
+    for (int i = 0; i < 3; i++)
+        link_fini(&l[i]);
+    /* A storm: N handshakes under way at once (each has answered a ClientHello), then all
+     * gone: their buffers stay on the list. */
+    link_init(&warm, cfg, &plain_opts);
+    assert_int_equal(mbedtls_ssl_handshake(&warm.cli.ssl), MBEDTLS_ERR_SSL_WANT_READ);
+    bytes_push(&hello, warm.c2s.p, warm.c2s.len);
+    link_fini(&warm);
+    for (int i = 0; i < N; i++) {
+        uint8_t *copy = malloc(hello.len), sink[4096];
+        struct tls_input in = {copy, hello.len};
+        const uint8_t *p;
+
+        memcpy(copy, hello.p, hello.len);
+        s[i] = tls_session_create(cfg);
+        assert_int_equal(tls_session_read(s[i], &in, &p), -EAGAIN);
+        while (tls_session_take(s[i], sink, sizeof(sink)) > 0)
+            ;
+        free(copy);
+    }
+    assert_int_equal(tls_thread_spares(), 0);
+    for (int i = 0; i < N; i++)
+        tls_session_destroy(s[i]);
+    bytes_free(&hello);
+    assert_int_equal(tls_thread_spares(), 2 * N);
+    /* A trim keeps what was needed since the last one (the low-water mark) ... */
+    tls_thread_trim(false);
+    assert_int_equal(tls_thread_spares(), 2 * N);
+    /* ... and a period in which none was needed drops all but 64. */
+    tls_thread_trim(false);
+    assert_int_equal(tls_thread_spares(), 64);
+    /* Handshakes and data on buffers whose pages were dropped. */
+    for (int i = 0; i < N; i++) {
+        link_init(&l[i], cfg, &plain_opts);
+        assert_int_equal(link_handshake(&l[i]), 0);
+        exchange(&l[i], 3000, (unsigned)i);
+    }
+    tls_thread_trim(false);
+    tls_thread_trim(false);
+    tls_thread_trim(true);
+    assert_int_equal(tls_thread_spares(), 0);
+    for (int i = 0; i < N; i++)
+        link_fini(&l[i]);
+    tls_thread_trim(true);
+    free(l);
+    tls_config_unref(cfg);
+}
+
 static int setup_group(void **state)
 {
     static const char pers[] = "test_tls client";
@@ -1540,6 +1612,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_config_errors),
+        cmocka_unit_test(test_spare_buffers),
         cmocka_unit_test(test_transport_plain),
         cmocka_unit_test(test_handshake_suites),
         cmocka_unit_test(test_curve_preference),
