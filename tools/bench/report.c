@@ -232,6 +232,16 @@ static void summary_messages(FILE *f, const struct bench_result *r)
     quantiles(f, "send lag", &r->lag);
 }
 
+/* hold: the server's RSS growth from before the first connect to the end of the hold, per
+ * connection held then (a server that frees handshake memory late shows it here). */
+static double held_rss_per(const struct bench_result *r)
+{
+    if (r->o->scenario != SC_HOLD || !r->srv_run_end.rss_kb)
+        return NAN;
+    return per(((double)r->srv_run_end.rss_kb - (double)r->srv_base.rss_kb) * 1024.0,
+               (double)r->held);
+}
+
 static void summary_costs(FILE *f, const struct bench_result *r)
 {
     const struct worker_stats *t = &r->tot;
@@ -262,6 +272,9 @@ static void summary_costs(FILE *f, const struct bench_result *r)
             fprintf(f, ", %.2f us per delivery",
                     per((double)(r->srv_run_end.cpu_us - r->srv_run_start.cpu_us),
                         (double)t->received));
+        if (r->o->scenario == SC_HOLD && r->srv_run_end.rss_kb)
+            fprintf(f, "; RSS at the end of the hold %.1f MB (%.0f B per connection held)",
+                    (double)r->srv_run_end.rss_kb / 1024.0, held_rss_per(r));
         fputc('\n', f);
     }
     fprintf(f, "  client       CPU %.2f s, %.1f us per handshake", (double)r->client_cpu_us / 1e6,
@@ -446,6 +459,12 @@ static void json_costs(FILE *f, const struct bench_result *r)
                                     : NAN);
         fputs(",\"cpu_s_run\":", f);
         json_num(f, (double)(r->srv_run_end.cpu_us - r->srv_run_start.cpu_us) / 1e6);
+        fputs(",\"rss_held_kb\":", f);
+        json_num(f, r->o->scenario == SC_HOLD && r->srv_run_end.rss_kb
+                        ? (double)r->srv_run_end.rss_kb
+                        : NAN);
+        fputs(",\"rss_per_conn_held_bytes\":", f);
+        json_num(f, held_rss_per(r));
         fputc('}', f);
     }
     fputs(",\"client\":{\"cpu_s\":", f);
