@@ -14,9 +14,18 @@
 //
 // Usage: bun bun-server.js [PORT] [HOST]   (or PORT / HOST in the environment; 0 = any port)
 // Prints "bun: listening on ws://HOST:PORT" once it accepts connections.
+//
+// wss://: with TLS_CERT and TLS_KEY (PEM files) in the environment it serves TLS instead, the
+// way Bun's documentation shows (Bun.serve's `tls` option: BoringSSL inside uWebSockets, its
+// default protocol versions, suites and session resumption), and prints
+// "bun: listening on wss://HOST:PORT".
 
 const port = Number(process.argv[2] ?? process.env.PORT ?? 8080);
 const hostname = process.argv[3] ?? process.env.HOST ?? "127.0.0.1";
+const tls =
+  process.env.TLS_CERT && process.env.TLS_KEY
+    ? { cert: Bun.file(process.env.TLS_CERT), key: Bun.file(process.env.TLS_KEY) }
+    : undefined;
 
 // Room names as ringcast takes them: 1..255 bytes after percent-decoding, no '/' and no
 // control characters (valid UTF-8 is checked by decodeURIComponent).
@@ -35,6 +44,7 @@ function roomName(encoded) {
 const server = Bun.serve({
   port,
   hostname,
+  tls,
   fetch(req, srv) {
     const url = new URL(req.url);
     if (url.pathname === "/healthz") return new Response("ok\n");
@@ -71,4 +81,4 @@ const server = Bun.serve({
   },
 });
 
-console.log(`bun: listening on ws://${hostname}:${server.port}`);
+console.log(`bun: listening on ${tls ? "wss" : "ws"}://${hostname}:${server.port}`);
