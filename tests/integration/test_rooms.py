@@ -10,8 +10,8 @@ import sys
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from harness import Broker, Runner  # noqa: E402
-from util import (OP_BINARY, OP_CLOSE, OP_CONT, OP_PONG, OP_TEXT, RawWS,  # noqa: E402
-                  run_async, ws_connect)
+from util import (OP_BINARY, OP_CLOSE, OP_CONT, OP_PONG, OP_TEXT, PROBE, RawWS,  # noqa: E402
+                  run_async, rx, settle, ws_connect)
 
 
 async def _members(b, path, n):
@@ -20,19 +20,6 @@ async def _members(b, path, n):
 
 async def _close_all(conns):
     await asyncio.gather(*(c.close() for c in conns), return_exceptions=True)
-
-
-PROBE = "__settle__"
-
-
-async def rx(ws, timeout=5.0):
-    """Next message on <ws> that is not a settle probe."""
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + timeout
-    while True:
-        m = await asyncio.wait_for(ws.recv(), max(0.0, deadline - loop.time()))
-        if m != PROBE:
-            return m
 
 
 async def silence(ws, seconds):
@@ -44,14 +31,6 @@ async def silence(ws, seconds):
     raise AssertionError("expected no message, got %r" % (m[:80],))
 
 
-def _raw_wait_probe(r, timeout):
-    while True:
-        op, data = r.recv_message(timeout)
-        if data == PROBE.encode():
-            return
-        raise AssertionError("raw member got %r before the probe" % data[:60])
-
-
 def _raw_rx(r, timeout):
     """Next message on RawWS <r> that is not a probe, as (opcode, payload)."""
     while True:
@@ -60,44 +39,10 @@ def _raw_rx(r, timeout):
             return op, data
 
 
-async def settle(b, room, members, raw=()):
-    """A new member's join reaches the room's home shard through a cross-shard queue, so a
-    message published at once from another shard may legitimately miss it. Before a case
-    publishes, a probe connection publishes probes into <room> until every one of <members>
-    (websockets clients) and <raw> (RawWS clients) has received one: from then on their joins
-    are known everywhere. Later probes are skipped by rx()."""
-    p = await ws_connect(b.url + room)
-    done = asyncio.Event()
-    loop = asyncio.get_running_loop()
-
-    async def pump():
-        while not done.is_set():
-            await p.send(PROBE)
-            await asyncio.sleep(0.05)
-
-    async def wait_one(m):
-        got = await asyncio.wait_for(m.recv(), 10)
-        if got != PROBE:
-            raise AssertionError("member got %r before the probe" % (got[:60],))
-
-    t = asyncio.ensure_future(pump())
-    try:
-        await asyncio.wait_for(asyncio.gather(
-            *(wait_one(m) for m in members),
-            *(loop.run_in_executor(None, _raw_wait_probe, r, 10) for r in raw)), 12)
-    except asyncio.TimeoutError:
-        raise AssertionError("room %s: not every member got a probe within 10s" % room) \
-            from None
-    finally:
-        done.set()
-        await t
-        await p.close()
-
-
 def case_basic(b):
     async def go():
         a, m1, m2 = await _members(b, "/room/basic", 3)
-        await settle(b, "/room/basic", [a, m1, m2])
+        await settle(b.url, "/room/basic", [a, m1, m2])
         await a.send("hello room")
         for m in (m1, m2):
             got = await rx(m)
@@ -118,7 +63,7 @@ def case_verbatim_opcodes(b):
 
     async def go():
         a, m = await _members(b, "/room/verbatim", 2)
-        await settle(b, "/room/verbatim", [a, m])
+        await settle(b.url, "/room/verbatim", [a, m])
         for msg in msgs:
             await a.send(msg)
         for i, msg in enumerate(msgs):
@@ -135,7 +80,7 @@ def case_fragmented_publish(b):
     async def go():
         m = await ws_connect(b.url + "/room/frag")
         with RawWS(b.port, "/room/frag") as p:
-            await settle(b, "/room/frag", [m], raw=[p])
+            await settle(b.url, "/room/frag", [m], raw=[p])
             p.send_frame(OP_TEXT, "frag".encode(), fin=False)
             p.ping(b"x")
             p.send_frame(OP_CONT, "ment€".encode(), fin=True)
@@ -159,7 +104,7 @@ def case_echo_param(b):
         e = await ws_connect(b.url + "/room/echo?echo=1")
         n = await ws_connect(b.url + "/room/echo")
         z = await ws_connect(b.url + "/room/echo?echo=0")
-        await settle(b, "/room/echo", [e, n, z])
+        await settle(b.url, "/room/echo", [e, n, z])
         await e.send("from e")
         assert await rx(e) == "from e", "?echo=1 member did not get its own message"
         assert await rx(n) == "from e"
@@ -189,7 +134,7 @@ def case_percent_encoded(b):
         for x, y in pairs_same:
             a = await ws_connect(b.url + x)
             c = await ws_connect(b.url + y)
-            await settle(b, y, [a, c])
+            await settle(b.url, y, [a, c])
             await a.send("via " + x)
             try:
                 got = await rx(c, 3)
@@ -200,8 +145,8 @@ def case_percent_encoded(b):
         for x, y in pairs_diff:
             a = await ws_connect(b.url + x)
             c = await ws_connect(b.url + y)
-            await settle(b, x, [a])
-            await settle(b, y, [c])
+            await settle(b.url, x, [a])
+            await settle(b.url, y, [c])
             await a.send("via " + x)
             try:
                 await silence(c, 0.5)
@@ -218,7 +163,7 @@ def case_cross_shard_room(b):
 
     async def go():
         conns = await _members(b, "/room/big", n)
-        await settle(b, "/room/big", conns)
+        await settle(b.url, "/room/big", conns)
         for i, c in enumerate(conns):
             await c.send("from %d" % i)
 
@@ -247,7 +192,7 @@ def case_ordering(b):
     async def go():
         pubs = await _members(b, "/room/order", nr_pub)
         subs = await _members(b, "/room/order", nr_sub)
-        await settle(b, "/room/order", pubs + subs)
+        await settle(b.url, "/room/order", pubs + subs)
 
         async def publish(p, ws):
             for n in range(count):
@@ -288,7 +233,7 @@ def case_isolation(b):
         rooms = []
         for r in range(nr_rooms):
             rooms.append(await _members(b, "/room/iso-%d" % r, 3))
-        await asyncio.gather(*(settle(b, "/room/iso-%d" % r, room)
+        await asyncio.gather(*(settle(b.url, "/room/iso-%d" % r, room)
                                for r, room in enumerate(rooms)))
         for r, room in enumerate(rooms):
             for j, c in enumerate(room):
@@ -309,14 +254,14 @@ def case_leave(b):
     """A member that leaves (clean close, or RST) stops receiving; the others go on."""
     async def go():
         a, m, c = await _members(b, "/room/leave", 3)
-        await settle(b, "/room/leave", [a, m, c])
+        await settle(b.url, "/room/leave", [a, m, c])
         await c.close()
         for i in range(100):
             await a.send("after close %d" % i)
         for i in range(100):
             assert await rx(m) == "after close %d" % i
         with RawWS(b.port, "/room/leave") as r:
-            await settle(b, "/room/leave", [a, m], raw=[r])
+            await settle(b.url, "/room/leave", [a, m], raw=[r])
             await a.send("to three")
             got = await asyncio.get_running_loop().run_in_executor(None, _raw_rx, r, 5)
             assert got == (OP_TEXT, b"to three"), "raw member got %r" % (got,)
@@ -337,7 +282,7 @@ def case_no_data_after_close(b):
     async def go():
         a = await ws_connect(b.url + "/room/busy")
         with RawWS(b.port, "/room/busy") as r:
-            await settle(b, "/room/busy", [a], raw=[r])
+            await settle(b.url, "/room/busy", [a], raw=[r])
 
             async def publish():
                 for i in range(2000):
@@ -366,12 +311,12 @@ def case_rejoin_other_room(b):
         pa = await ws_connect(b.url + "/room/ra")
         pb = await ws_connect(b.url + "/room/rb")
         x = await ws_connect(b.url + "/room/ra")
-        await settle(b, "/room/ra", [pa, x])
+        await settle(b.url, "/room/ra", [pa, x])
         await pa.send("a1")
         assert await rx(x) == "a1"
         await x.close()
         x = await ws_connect(b.url + "/room/rb")
-        await settle(b, "/room/rb", [pb, x])
+        await settle(b.url, "/room/rb", [pb, x])
         await pa.send("a2")
         await pb.send("b1")
         assert await rx(x) == "b1"
@@ -395,7 +340,7 @@ def case_random_traffic(b):
 
     async def go():
         conns = await _members(b, "/room/rand", n)
-        await settle(b, "/room/rand", conns)
+        await settle(b.url, "/room/rand", conns)
 
         async def send(i, c):
             for k, (t, size) in enumerate(plan[i]):

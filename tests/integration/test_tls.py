@@ -36,11 +36,10 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import harness  # noqa: E402
 from harness import Broker, Runner  # noqa: E402
 from util import (OP_BINARY, OP_TEXT, RawWS, assert_conn_ends, http_get,  # noqa: E402
-                  run_async, ws_connect, ws_recv, ws_wait_closed)
+                  run_async, rx, settle, ws_connect, ws_recv, ws_wait_closed)
 
 HANDSHAKE_TIMEOUT = 1        # --handshake-timeout for every broker here
 OPENSSL_TIMEOUT = 10         # seconds for one `openssl s_client` run
-PROBE = "__settle__"
 
 # ---------------------------------------------------------------------------------------------
 # Certificates and TLS clients
@@ -166,43 +165,6 @@ class Setup:
         return tls_socket(self.b.tls_port, client_ctx(self.cafile), **kw)
 
 
-async def settle(s, room, members):
-    """A member's join reaches the room's home shard through a cross-shard queue: before a case
-    publishes, a plain probe connection publishes probes until every member has one."""
-    p = await s.ws(room)
-    done = asyncio.Event()
-
-    async def pump():
-        while not done.is_set():
-            await p.send(PROBE)
-            await asyncio.sleep(0.05)
-
-    async def wait_one(m):
-        got = await asyncio.wait_for(m.recv(), 10)
-        if got != PROBE:
-            raise AssertionError("member got %r before the probe" % (got[:60],))
-
-    t = asyncio.ensure_future(pump())
-    try:
-        await asyncio.wait_for(asyncio.gather(*(wait_one(m) for m in members)), 12)
-    except asyncio.TimeoutError:
-        raise AssertionError("room %s: not every member got a probe within 10s" % room) \
-            from None
-    finally:
-        done.set()
-        await t
-        await p.close()
-
-
-async def rx(ws, timeout=5.0):
-    """Next message on <ws> that is not a probe."""
-    deadline = time.monotonic() + timeout
-    while True:
-        m = await asyncio.wait_for(ws.recv(), max(0.0, deadline - time.monotonic()))
-        if m != PROBE:
-            return m
-
-
 # ---------------------------------------------------------------------------------------------
 # Cases on every broker
 
@@ -233,7 +195,7 @@ def case_room_mixed(s):
         t = await s.wss(room)
         p = await s.ws(room)
         try:
-            await settle(s, room, [t, p])
+            await settle(s.b.url, room, [t, p])
             await t.send("from wss")
             got = await rx(p)
             assert got == "from wss", "plain member got %r, want 'from wss'" % (got,)
@@ -272,7 +234,7 @@ def case_order(s):
         mt = await s.wss(room)
         mp = await s.ws(room)
         try:
-            await settle(s, room, [pub, mt, mp])
+            await settle(s.b.url, room, [pub, mt, mp])
 
             async def check(m, who):
                 for i in range(n):

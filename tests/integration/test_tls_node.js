@@ -6,177 +6,21 @@
 // twice: ECDSA certificate with --tls-offload on, RSA with --tls-offload off.
 // Certificates come from tools/gen-certs.sh into a temporary directory removed at the end.
 // Plain CommonJS, no test framework; works on Node 18 and 20. Prints one ok/FAIL line per case
-// and "N passed, N failed"; exits non-zero on failure. The broker binary comes from
-// RINGCAST_BIN (set by ctest) or build/ringcast; `ws` from node_modules here (`npm ci`).
+// and "N passed, N failed"; exits non-zero on failure. The broker, the clients (wss:// because
+// each broker here gets a `ca`) and the runner come from node_harness.js next to this file.
 'use strict';
 
-const { spawn, execFileSync } = require('child_process');
+const { execFileSync } = require('child_process');
 const crypto = require('crypto');
 const fs = require('fs');
 const os = require('os');
 const path = require('path');
+const {
+  SRC, withTimeout, sendAsync, assert, startBroker, connect, closeAll, settle, nextReal,
+  Runner, runMain,
+} = require('./node_harness');
 
-let WebSocket;
-try {
-  WebSocket = require('ws');
-} catch (e) {
-  console.log('FAIL cannot load the ws package (run `npm ci` in tests/integration): ' +
-              e.message);
-  console.log('0 passed, 1 failed');
-  process.exit(1);
-}
-
-const SRC = process.env.RINGCAST_SOURCE_DIR || path.join(__dirname, '..', '..');
-const BIN = process.env.RINGCAST_BIN || path.join(SRC, 'build', 'ringcast');
 const TOTAL_LIMIT_MS = 90000;
-
-// ------------------------------------------------------------------------------------------
-// Helpers
-
-function withTimeout(promise, ms, what) {
-  let timer;
-  const t = new Promise((_, reject) => {
-    timer = setTimeout(() => reject(new Error(what + ': timed out after ' + ms + ' ms')), ms);
-  });
-  return Promise.race([promise, t]).finally(() => clearTimeout(timer));
-}
-
-function startBroker(args) {
-  const proc = spawn(BIN, ['--listen', '127.0.0.1:0'].concat(args),
-                     { stdio: ['ignore', 'pipe', 'pipe'] });
-  const broker = { proc, port: 0, tlsPort: 0, stderr: '', exited: null };
-  proc.stderr.setEncoding('utf8');
-  proc.stderr.on('data', (d) => { broker.stderr += d; });
-  const exited = new Promise((resolve) => {
-    proc.on('exit', (code, signal) => {
-      broker.exited = { code, signal };
-      resolve(broker.exited);
-    });
-  });
-  broker.exitedPromise = exited;
-  const listening = new Promise((resolve, reject) => {
-    let out = '';
-    proc.stdout.setEncoding('utf8');
-    proc.stdout.on('data', (d) => {
-      out += d;
-      const m = /ringcast: listening on ws:\/\/([0-9.]+):(\d+)/.exec(out);
-      const t = /ringcast: listening on wss:\/\/([0-9.]+):(\d+)/.exec(out);
-      if (m && t && !broker.tlsPort) {
-        broker.port = Number(m[2]);
-        broker.tlsPort = Number(t[2]);
-        resolve(broker);
-      }
-    });
-    proc.on('error', reject);
-    exited.then((e) => reject(new Error('broker exited early (' + JSON.stringify(e) +
-                                        '): ' + broker.stderr)));
-  });
-  return withTimeout(listening, 10000, 'broker listening lines').catch((err) => {
-    proc.kill('SIGKILL');
-    throw err;
-  });
-}
-
-async function stopBroker(broker) {
-  if (broker.exited) return broker.exited;
-  broker.proc.kill('SIGTERM');
-  try {
-    return await withTimeout(broker.exitedPromise, 15000, 'broker exit');
-  } catch (e) {
-    broker.proc.kill('SIGKILL');
-    await broker.exitedPromise;
-    throw e;
-  }
-}
-
-// A connected wss client with a message queue: next() resolves with {data, isBinary}.
-function connect(b, p) {
-  const ws = new WebSocket('wss://127.0.0.1:' + b.tlsPort + p, {
-    perMessageDeflate: false,
-    ca: b.ca,                 // the generated self-signed certificate is the trust anchor
-    rejectUnauthorized: true,
-    servername: 'localhost',
-  });
-  const queue = [];
-  const waiters = [];
-  ws.on('message', (data, isBinary) => {
-    const m = { data: Buffer.from(data), isBinary };
-    if (waiters.length) waiters.shift()(m);
-    else queue.push(m);
-  });
-  ws.next = (ms, what) => {
-    if (queue.length) return Promise.resolve(queue.shift());
-    let waiter;
-    const got = new Promise((resolve) => { waiter = resolve; waiters.push(resolve); });
-    return withTimeout(got, ms || 5000, what || 'message on ' + p).catch((e) => {
-      // Drop this waiter so a later message is not handed to a timed-out caller.
-      const i = waiters.indexOf(waiter);
-      if (i >= 0) waiters.splice(i, 1);
-      throw e;
-    });
-  };
-  ws.closed = new Promise((resolve) => ws.on('close', (code, reason) =>
-    resolve({ code, reason: reason.toString() })));
-  const opened = new Promise((resolve, reject) => {
-    ws.on('open', () => resolve(ws));
-    ws.on('error', reject);
-    ws.on('unexpected-response', (req, res) =>
-      reject(new Error('upgrade of ' + p + ' refused: ' + res.statusCode)));
-  });
-  ws.on('error', () => {});  // reported through `opened` or `closed`
-  return withTimeout(opened, 5000, 'connect wss ' + p);
-}
-
-function sendAsync(ws, data, opts) {
-  return new Promise((resolve, reject) => ws.send(data, opts || {}, (err) =>
-    err ? reject(err) : resolve()));
-}
-
-function assert(cond, msg) {
-  if (!cond) throw new Error(msg);
-}
-
-const PROBE = '__settle__';
-
-// A member's join reaches the room's home shard through a cross-shard queue; before a case
-// publishes, a probe connection publishes probes until every member has received one.
-async function settle(b, room, members) {
-  const p = await connect(b, room);
-  let done = false;
-  const pump = (async () => {
-    while (!done) {
-      await sendAsync(p, PROBE);
-      await new Promise((r) => setTimeout(r, 50));
-    }
-  })();
-  try {
-    await withTimeout(Promise.all(members.map(async (m) => {
-      const got = await m.next(10000, 'probe');
-      assert(!got.isBinary && got.data.toString() === PROBE,
-             'member got ' + got.data.toString().slice(0, 40) + ' before the probe');
-    })), 12000, 'settle ' + room);
-  } finally {
-    done = true;
-    await pump;
-    p.close();
-  }
-}
-
-// Next message that is not a probe.
-async function nextReal(ws, ms) {
-  for (;;) {
-    const m = await ws.next(ms);
-    if (m.isBinary || m.data.toString() !== PROBE) return m;
-  }
-}
-
-async function closeAll(list) {
-  await Promise.all(list.map((ws) => {
-    if (ws.readyState === WebSocket.CLOSED) return Promise.resolve();
-    ws.close(1000);
-    return withTimeout(ws.closed, 5000, 'close').catch(() => ws.terminate());
-  }));
-}
 
 // ------------------------------------------------------------------------------------------
 // Cases
@@ -314,32 +158,12 @@ function fingerprint256(pemFile) {
 }
 
 async function main() {
-  let passed = 0;
-  let failed = 0;
   const t0 = Date.now();
-  const guard = setTimeout(() => {
-    console.log('FAIL the whole file ran past ' + TOTAL_LIMIT_MS + ' ms');
-    console.log(passed + ' passed, ' + (failed + 1) + ' failed');
-    process.exit(1);
-  }, TOTAL_LIMIT_MS);
-
-  async function run(name, fn, arg) {
-    const t = Date.now();
-    try {
-      await withTimeout(Promise.resolve().then(() => fn(arg)), 60000, name);
-      passed++;
-      console.log('ok   ' + name + ' (' + ((Date.now() - t) / 1000).toFixed(2) + 's)');
-    } catch (e) {
-      failed++;
-      console.log('FAIL ' + name + ' (' + ((Date.now() - t) / 1000).toFixed(2) + 's): ' +
-                  (e && e.stack ? e.stack : e));
-    }
-  }
-
+  const r = new Runner(TOTAL_LIMIT_MS);
   const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'ringcast-tls-node-'));
   try {
     let certsOk = false;
-    await run('make test certificates (tools/gen-certs.sh)', () => {
+    await r.run('make test certificates (tools/gen-certs.sh)', () => {
       execFileSync('sh', [path.join(SRC, 'tools', 'gen-certs.sh'), tmp],
                    { stdio: ['ignore', 'ignore', 'pipe'], timeout: 60000 });
       certsOk = true;
@@ -352,7 +176,7 @@ async function main() {
       const crt = path.join(tmp, s.cert + '.crt');
       const key = path.join(tmp, s.cert + '.key');
       let b = null;
-      await run('[' + s.name + '] start the broker', async () => {
+      await r.run('[' + s.name + '] start the broker', async () => {
         b = await startBroker(['--shards', '4', '--tls-listen', '127.0.0.1:0',
                                '--tls-cert', crt, '--tls-key', key, '--tls-offload', s.offload]);
       });
@@ -361,13 +185,13 @@ async function main() {
       b.ca = fs.readFileSync(crt);
       b.fingerprint = fingerprint256(crt);
       const pre = '[' + s.name + '] ';
-      await run(pre + 'echo text, 64 KiB, binary over wss', caseEcho, b);
-      await run(pre + 'echo 2000 messages in order', caseEchoOrder, b);
-      await run(pre + 'room of 10 wss on 4 shards, 4 x 200 messages in order',
-                caseRoomOrdering, b);
-      await run(pre + 'binary and text in a wss room', caseRoomBinary, b);
-      await run(pre + 'clean close', caseCleanClose, b);
-      await run(pre + 'SIGTERM: close 1001 over wss, exit 0', caseDrain, b);
+      await r.run(pre + 'echo text, 64 KiB, binary over wss', caseEcho, b);
+      await r.run(pre + 'echo 2000 messages in order', caseEchoOrder, b);
+      await r.run(pre + 'room of 10 wss on 4 shards, 4 x 200 messages in order',
+                  caseRoomOrdering, b);
+      await r.run(pre + 'binary and text in a wss room', caseRoomBinary, b);
+      await r.run(pre + 'clean close', caseCleanClose, b);
+      await r.run(pre + 'SIGTERM: close 1001 over wss, exit 0', caseDrain, b);
       if (!b.exited) {
         b.proc.kill('SIGKILL');
         await withTimeout(b.exitedPromise, 5000, 'broker kill').catch(() => {});
@@ -376,14 +200,8 @@ async function main() {
   } finally {
     fs.rmSync(tmp, { recursive: true, force: true });
   }
-  clearTimeout(guard);
   console.log('total ' + ((Date.now() - t0) / 1000).toFixed(1) + 's');
-  console.log(passed + ' passed, ' + failed + ' failed');
-  process.exitCode = failed ? 1 : 0;
+  r.finish();
 }
 
-main().catch((e) => {
-  console.log('FAIL ' + (e && e.stack ? e.stack : e));
-  console.log('0 passed, 1 failed');
-  process.exit(1);
-});
+runMain(main);

@@ -2,174 +2,23 @@
 // Node `ws` clients against the real broker: echo (text, binary, order), a room of 20 members
 // spread over 4 shards with per-publisher ordering, binary frames in a room, pings, and clean
 // closes. Plain CommonJS, no test framework; works on Node 18 and 20. Prints one ok/FAIL line
-// per case and "N passed, N failed"; exits non-zero on failure. The broker binary comes from
-// RINGCAST_BIN (set by ctest) or build/ringcast; `ws` from node_modules here (`npm ci`).
+// per case and "N passed, N failed"; exits non-zero on failure. The broker, the clients and the
+// runner come from node_harness.js next to this file.
 'use strict';
 
-const { spawn } = require('child_process');
 const crypto = require('crypto');
-const path = require('path');
+const {
+  withTimeout, sendAsync, assert, startBroker, stopBroker, connect, closeAll, settle, nextReal,
+  Runner, runMain,
+} = require('./node_harness');
 
-let WebSocket;
-try {
-  WebSocket = require('ws');
-} catch (e) {
-  console.log('FAIL cannot load the ws package (run `npm ci` in tests/integration): ' +
-              e.message);
-  console.log('0 passed, 1 failed');
-  process.exit(1);
-}
-
-const BIN = process.env.RINGCAST_BIN ||
-  path.join(__dirname, '..', '..', 'build', 'ringcast');
 const TOTAL_LIMIT_MS = 90000;
-
-// ------------------------------------------------------------------------------------------
-// Helpers
-
-function withTimeout(promise, ms, what) {
-  let timer;
-  const t = new Promise((_, reject) => {
-    timer = setTimeout(() => reject(new Error(what + ': timed out after ' + ms + ' ms')), ms);
-  });
-  return Promise.race([promise, t]).finally(() => clearTimeout(timer));
-}
-
-function startBroker(args) {
-  const proc = spawn(BIN, ['--listen', '127.0.0.1:0'].concat(args),
-                     { stdio: ['ignore', 'pipe', 'pipe'] });
-  const broker = { proc, port: 0, stderr: '', exited: null };
-  proc.stderr.setEncoding('utf8');
-  proc.stderr.on('data', (d) => { broker.stderr += d; });
-  const exited = new Promise((resolve) => {
-    proc.on('exit', (code, signal) => {
-      broker.exited = { code, signal };
-      resolve(broker.exited);
-    });
-  });
-  broker.exitedPromise = exited;
-  const listening = new Promise((resolve, reject) => {
-    let out = '';
-    proc.stdout.setEncoding('utf8');
-    proc.stdout.on('data', (d) => {
-      out += d;
-      const m = /ringcast: listening on ws:\/\/([0-9.]+):(\d+)/.exec(out);
-      if (m && !broker.port) {
-        broker.port = Number(m[2]);
-        resolve(broker);
-      }
-    });
-    proc.on('error', reject);
-    exited.then((e) => reject(new Error('broker exited early (' + JSON.stringify(e) +
-                                        '): ' + broker.stderr)));
-  });
-  return withTimeout(listening, 10000, 'broker listening line').catch((err) => {
-    proc.kill('SIGKILL');
-    throw err;
-  });
-}
-
-async function stopBroker(broker) {
-  if (broker.exited) return broker.exited;
-  broker.proc.kill('SIGTERM');
-  try {
-    return await withTimeout(broker.exitedPromise, 15000, 'broker exit');
-  } catch (e) {
-    broker.proc.kill('SIGKILL');
-    await broker.exitedPromise;
-    throw e;
-  }
-}
-
-// A connected client with a message queue: next() resolves with {data, isBinary}.
-function connect(port, p) {
-  const ws = new WebSocket('ws://127.0.0.1:' + port + p, { perMessageDeflate: false });
-  const queue = [];
-  const waiters = [];
-  ws.on('message', (data, isBinary) => {
-    const m = { data: Buffer.from(data), isBinary };
-    if (waiters.length) waiters.shift()(m);
-    else queue.push(m);
-  });
-  ws.next = (ms, what) => {
-    if (queue.length) return Promise.resolve(queue.shift());
-    let waiter;
-    const got = new Promise((resolve) => { waiter = resolve; waiters.push(resolve); });
-    return withTimeout(got, ms || 5000, what || 'message on ' + p).catch((e) => {
-      // Drop this waiter so a later message is not handed to a timed-out caller.
-      const i = waiters.indexOf(waiter);
-      if (i >= 0) waiters.splice(i, 1);
-      throw e;
-    });
-  };
-  ws.closed = new Promise((resolve) => ws.on('close', (code, reason) =>
-    resolve({ code, reason: reason.toString() })));
-  const opened = new Promise((resolve, reject) => {
-    ws.on('open', () => resolve(ws));
-    ws.on('error', reject);
-    ws.on('unexpected-response', (req, res) =>
-      reject(new Error('upgrade of ' + p + ' refused: ' + res.statusCode)));
-  });
-  ws.on('error', () => {});  // reported through `opened` or `closed`
-  return withTimeout(opened, 5000, 'connect ' + p);
-}
-
-function sendAsync(ws, data, opts) {
-  return new Promise((resolve, reject) => ws.send(data, opts || {}, (err) =>
-    err ? reject(err) : resolve()));
-}
-
-function assert(cond, msg) {
-  if (!cond) throw new Error(msg);
-}
-
-const PROBE = '__settle__';
-
-// A member's join reaches the room's home shard through a cross-shard queue; before a case
-// publishes, a probe connection publishes probes until every member has received one.
-async function settle(port, room, members) {
-  const p = await connect(port, room);
-  let done = false;
-  const pump = (async () => {
-    while (!done) {
-      await sendAsync(p, PROBE);
-      await new Promise((r) => setTimeout(r, 50));
-    }
-  })();
-  try {
-    await withTimeout(Promise.all(members.map(async (m) => {
-      const got = await m.next(10000, 'probe');
-      assert(!got.isBinary && got.data.toString() === PROBE,
-             'member got ' + got.data.toString().slice(0, 40) + ' before the probe');
-    })), 12000, 'settle ' + room);
-  } finally {
-    done = true;
-    await pump;
-    p.close();
-  }
-}
-
-// Next message that is not a probe.
-async function nextReal(ws, ms) {
-  for (;;) {
-    const m = await ws.next(ms);
-    if (m.isBinary || m.data.toString() !== PROBE) return m;
-  }
-}
-
-async function closeAll(list) {
-  await Promise.all(list.map((ws) => {
-    if (ws.readyState === WebSocket.CLOSED) return Promise.resolve();
-    ws.close(1000);
-    return withTimeout(ws.closed, 5000, 'close').catch(() => ws.terminate());
-  }));
-}
 
 // ------------------------------------------------------------------------------------------
 // Cases
 
 async function caseEchoText(b) {
-  const ws = await connect(b.port, '/echo');
+  const ws = await connect(b, '/echo');
   for (const s of ['hello', 'héllo wörld ✓ 𝄞', '', 'x'.repeat(65536)]) {
     await sendAsync(ws, s);
     const m = await ws.next();
@@ -181,7 +30,7 @@ async function caseEchoText(b) {
 }
 
 async function caseEchoBinary(b) {
-  const ws = await connect(b.port, '/echo');
+  const ws = await connect(b, '/echo');
   const all = Buffer.alloc(256);
   for (let i = 0; i < 256; i++) all[i] = i;
   for (const buf of [all, Buffer.alloc(0), crypto.randomBytes(60000)]) {
@@ -194,7 +43,7 @@ async function caseEchoBinary(b) {
 }
 
 async function caseEchoOrder(b) {
-  const ws = await connect(b.port, '/echo');
+  const ws = await connect(b, '/echo');
   const n = 3000;
   for (let i = 0; i < n; i++) ws.send('m' + i);
   for (let i = 0; i < n; i++) {
@@ -205,7 +54,7 @@ async function caseEchoOrder(b) {
 }
 
 async function casePing(b) {
-  const ws = await connect(b.port, '/echo');
+  const ws = await connect(b, '/echo');
   const pong = new Promise((resolve) => ws.once('pong', (data) => resolve(data)));
   ws.ping(Buffer.from('node-ping'));
   const data = await withTimeout(pong, 5000, 'pong');
@@ -219,8 +68,8 @@ async function caseRoomOrdering(b) {
   const count = 500;
   const room = '/room/node-order';
   const members = [];
-  for (let i = 0; i < n; i++) members.push(await connect(b.port, room));
-  await settle(b.port, room, members);
+  for (let i = 0; i < n; i++) members.push(await connect(b, room));
+  await settle(b, room, members);
   // Members 0..pubs-1 publish; all n check.
   const checks = members.map(async (ws, i) => {
     const expectFrom = [];
@@ -257,10 +106,10 @@ async function caseRoomOrdering(b) {
 
 async function caseRoomBinary(b) {
   const room = '/room/node-bin';
-  const a = await connect(b.port, room);
-  const c = await connect(b.port, room);
-  const d = await connect(b.port, room + '?echo=1');
-  await settle(b.port, room, [a, c, d]);
+  const a = await connect(b, room);
+  const c = await connect(b, room);
+  const d = await connect(b, room + '?echo=1');
+  await settle(b, room, [a, c, d]);
   const buf = crypto.randomBytes(40000);
   await sendAsync(d, buf, { binary: true });
   for (const [name, ws] of [['a', a], ['c', c], ['d (echo=1)', d]]) {
@@ -277,20 +126,20 @@ async function caseRoomBinary(b) {
 }
 
 async function caseCleanClose(b) {
-  const ws = await connect(b.port, '/echo');
+  const ws = await connect(b, '/echo');
   await sendAsync(ws, 'bye soon');
   await ws.next();
   ws.close(1000, 'bye');
   const c = await withTimeout(ws.closed, 5000, 'close handshake');
   assert(c.code === 1000, 'close answered with ' + c.code);
-  const r = await connect(b.port, '/room/node-close');
+  const r = await connect(b, '/room/node-close');
   r.close(4001, 'app');
   const c2 = await withTimeout(r.closed, 5000, 'close handshake');
   assert(c2.code === 4001 || c2.code === 1000, 'close 4001 answered with ' + c2.code);
 }
 
 async function caseTooBig(b) {
-  const ws = await connect(b.port, '/echo');
+  const ws = await connect(b, '/echo');
   ws.send(Buffer.alloc(65537), { binary: true });
   const c = await withTimeout(ws.closed, 5000, 'close after an oversized message');
   assert(c.code === 1009, 'close code ' + c.code + ', want 1009');
@@ -304,53 +153,27 @@ async function caseBrokerExit(b) {
 // ------------------------------------------------------------------------------------------
 
 async function main() {
-  let passed = 0;
-  let failed = 0;
-  const guard = setTimeout(() => {
-    console.log('FAIL the whole file ran past ' + TOTAL_LIMIT_MS + ' ms');
-    console.log(passed + ' passed, ' + (failed + 1) + ' failed');
-    process.exit(1);
-  }, TOTAL_LIMIT_MS);
-
-  async function run(name, fn, arg) {
-    const t0 = Date.now();
-    try {
-      await withTimeout(Promise.resolve().then(() => fn(arg)), 60000, name);
-      passed++;
-      console.log('ok   ' + name + ' (' + ((Date.now() - t0) / 1000).toFixed(2) + 's)');
-    } catch (e) {
-      failed++;
-      console.log('FAIL ' + name + ' (' + ((Date.now() - t0) / 1000).toFixed(2) + 's): ' +
-                  (e && e.stack ? e.stack : e));
-    }
-  }
-
+  const r = new Runner(TOTAL_LIMIT_MS);
   let b = null;
   try {
     b = await startBroker(['--shards', '4']);
   } catch (e) {
     console.log('FAIL start the broker: ' + e.message);
-    failed++;
+    r.failed++;
   }
   if (b) {
-    await run('echo text', caseEchoText, b);
-    await run('echo binary', caseEchoBinary, b);
-    await run('echo 3000 messages in order', caseEchoOrder, b);
-    await run('ping -> pong', casePing, b);
-    await run('room of 20 on 4 shards, 4 x 500 messages in order', caseRoomOrdering, b);
-    await run('binary and text in a room', caseRoomBinary, b);
-    await run('clean close', caseCleanClose, b);
-    await run('oversized message -> 1009', caseTooBig, b);
-    await run('broker exits 0 on SIGTERM', caseBrokerExit, b);
+    await r.run('echo text', caseEchoText, b);
+    await r.run('echo binary', caseEchoBinary, b);
+    await r.run('echo 3000 messages in order', caseEchoOrder, b);
+    await r.run('ping -> pong', casePing, b);
+    await r.run('room of 20 on 4 shards, 4 x 500 messages in order', caseRoomOrdering, b);
+    await r.run('binary and text in a room', caseRoomBinary, b);
+    await r.run('clean close', caseCleanClose, b);
+    await r.run('oversized message -> 1009', caseTooBig, b);
+    await r.run('broker exits 0 on SIGTERM', caseBrokerExit, b);
     if (!b.exited) b.proc.kill('SIGKILL');
   }
-  clearTimeout(guard);
-  console.log(passed + ' passed, ' + failed + ' failed');
-  process.exitCode = failed ? 1 : 0;
+  r.finish();
 }
 
-main().catch((e) => {
-  console.log('FAIL ' + (e && e.stack ? e.stack : e));
-  console.log('0 passed, 1 failed');
-  process.exit(1);
-});
+runMain(main);

@@ -2,7 +2,8 @@
 """Helpers for the integration tests, on top of harness.py: a raw HTTP request sender, a small
 raw WebSocket client (for what a library client will not do: not reading, not answering pings,
 sending broken frames, resetting mid-message), the broker's resident memory and its count of
-open connections read from /proc, and a few wait helpers.
+open connections read from /proc, a few wait helpers, and settle() to make a room's members
+known on every shard before a case publishes into it.
 
 Nothing here starts the broker: harness.Broker does that.
 """
@@ -589,3 +590,62 @@ def assert_conn_ends(sock, timeout):
         if not chunk:
             return bytes(got)
         got += chunk
+
+
+# ---------------------------------------------------------------------------------------------
+# Rooms: settling before a publish
+
+PROBE = "__settle__"
+
+
+async def rx(ws, timeout=5.0):
+    """Next message on <ws> that is not a settle probe."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    while True:
+        m = await asyncio.wait_for(ws.recv(), max(0.0, deadline - loop.time()))
+        if m != PROBE:
+            return m
+
+
+def _raw_wait_probe(r, timeout):
+    while True:
+        op, data = r.recv_message(timeout)
+        if data == PROBE.encode():
+            return
+        raise AssertionError("raw member got %r before the probe" % data[:60])
+
+
+async def settle(url, room, members, raw=()):
+    """A new member's join reaches the room's home shard through a cross-shard queue, so a
+    message published at once from another shard may legitimately miss it. Before a case
+    publishes, a plain probe connection to <url> (the broker's ws:// base URL) publishes probes
+    into <room> until every one of <members> (websockets clients) and <raw> (RawWS clients) has
+    received one: from then on their joins are known everywhere. Later probes are skipped by
+    rx()."""
+    p = await ws_connect(url + room)
+    done = asyncio.Event()
+    loop = asyncio.get_running_loop()
+
+    async def pump():
+        while not done.is_set():
+            await p.send(PROBE)
+            await asyncio.sleep(0.05)
+
+    async def wait_one(m):
+        got = await asyncio.wait_for(m.recv(), 10)
+        if got != PROBE:
+            raise AssertionError("member got %r before the probe" % (got[:60],))
+
+    t = asyncio.ensure_future(pump())
+    try:
+        await asyncio.wait_for(asyncio.gather(
+            *(wait_one(m) for m in members),
+            *(loop.run_in_executor(None, _raw_wait_probe, r, 10) for r in raw)), 12)
+    except asyncio.TimeoutError:
+        raise AssertionError("room %s: not every member got a probe within 10s" % room) \
+            from None
+    finally:
+        done.set()
+        await t
+        await p.close()
