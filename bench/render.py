@@ -21,14 +21,18 @@ import shutil
 import subprocess
 import sys
 
-SERVER_ORDER = ["ringcast", "bun", "node-ws", "py-websockets"]
+SERVER_ORDER = ["ringcast", "bun", "node-ws", "socketio", "py-websockets"]
 SERVER_LABEL = {
     "ringcast": "ringcast (C, io_uring)",
     "bun": "Bun (uWebSockets pub/sub)",
     "node-ws": "Node.js + ws",
+    "socketio": "Socket.IO (Node.js)",
     "py-websockets": "Python websockets",
 }
 NA = "n/a"
+# Writes a peer makes to set up one connection: the upgrade answer; Socket.IO also sends its
+# Engine.IO open packet and its answer to the namespace CONNECT, one write each.
+SETUP_WRITES = {"socketio": 3}
 
 
 # ------------------------------------------------------------------------------------------
@@ -127,8 +131,10 @@ class Run:
             sends = sum(self.perf.get(e) or 0 for e in
                         ("syscalls:sys_enter_sendto", "syscalls:sys_enter_sendmsg",
                          "syscalls:sys_enter_write", "syscalls:sys_enter_writev"))
-            # One write per upgrade answer; what is left is (almost all) message sends.
-            sends -= self.get("connections", "established", default=0)
+            # The writes that set each connection up; what is left is (almost all) message
+            # sends.
+            sends -= (SETUP_WRITES.get(self.server, 1)
+                      * self.get("connections", "established", default=0))
             if sends > 0:
                 return (self.deliveries() / sends, "syscalls")
         return (None, None)
@@ -626,6 +632,8 @@ def render(out, md_path, png_path):
                 ["load tool", meta.get("bench", "?")],
                 ["Bun", meta.get("bun") or "not installed"],
                 ["Node.js / ws", f"{meta.get('node') or '?'} / {meta.get('ws') or '?'}"],
+                ["Socket.IO", f"{meta.get('socketio') or 'not installed'} (WebSocket "
+                              f"transport only; ringcast-bench `--protocol socketio`)"],
                 ["Python websockets", f"{meta.get('py_websockets') or '?'} (Python "
                                       f"{meta.get('python', '?')})"],
                 ["syscall counting", ("perf stat on the server's send syscalls during every "
@@ -636,7 +644,8 @@ def render(out, md_path, png_path):
             "own `/stats` (`messages_delivered` and `sends`, before and after the run); for "
             "the peers (marked ≈) it is the load tool's received count divided by the "
             "server's `sendto`+`sendmsg`+`write`+`writev` syscalls counted by `perf stat` "
-            "during the run, less one per connection for the upgrade answer. **tool core** "
+            "during the run, less the writes that set each connection up (the upgrade "
+            "answer; for Socket.IO also its open and connect packets). **tool core** "
             "is the busiest load-tool worker's share of its core while publishing (⚠ over "
             "90%: the figure may be the tool's limit, not the server's). **other load** is "
             "the CPU that anything besides the server and the tool used during the run, in "
@@ -655,6 +664,12 @@ def render(out, md_path, png_path):
         doc += ["(tools/bench/README.md has no ceiling table yet.)", ""]
     doc += ["Beside every messaging table, the **tool core** column says how close each run "
             "came to it.", ""]
+    if any(server == "socketio" for (server, _) in runs):
+        doc += ["**Socket.IO** rows: the same load in Socket.IO's protocol (`ringcast-bench "
+                "--protocol socketio`, URL path `/socket.io/`, the room in the query). Every "
+                "publish is an event `42[\"m\",{…}]` of the same size, which the server parses "
+                "and serialises again before it broadcasts it; Socket.IO has no limit on a "
+                "connection's unsent bytes (bench/peers/socketio-server.js).", ""]
     if png_path and chart_err is None:
         doc += [f"![results chart]({png_rel})", ""]
     elif png_path:
@@ -666,9 +681,6 @@ def render(out, md_path, png_path):
             doc += [s, ""]
 
     doc += ["## Not covered yet", "",
-            "- **Socket.IO**: its wire protocol (Engine.IO packets over WebSocket) is not the "
-            "raw room mode, and ringcast-bench has no Socket.IO client yet, so it is not "
-            "benchmarked.",
             "- **Multi-core**: this machine has two CPUs, one for the server and one for the "
             "load; a shard per core cannot show here.", ""]
     text = "\n".join(doc)

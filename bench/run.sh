@@ -7,8 +7,8 @@
 #   bench/run.sh [--quick] [--only SERVERS] [--scenarios LIST] [options]
 #
 #   --quick             small counts and short runs: a smoke run of the whole suite
-#   --only SERVERS      comma-separated: ringcast,bun,node-ws,py-websockets
-#                       (default ringcast,bun,node-ws)
+#   --only SERVERS      comma-separated: ringcast,bun,node-ws,socketio,py-websockets
+#                       (default ringcast,bun,node-ws,socketio)
 #   --scenarios LIST    comma-separated: hold,chat,fanout,maxconn (default all four)
 #   --chat-rates LIST   publishes/s of the CHAT runs (default 2000,10000,30000)
 #   --build-dir DIR     where ringcast is built (default build)
@@ -26,7 +26,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$PWD
 
-servers=ringcast,bun,node-ws
+servers=ringcast,bun,node-ws,socketio
 scenarios=hold,chat,fanout,maxconn
 chat_rates=2000,10000,30000
 quick=0
@@ -121,7 +121,8 @@ if [ $install = 1 ]; then
     command -v npm >/dev/null 2>&1 || extra+=(npm)
     case ,$servers, in *,py-websockets,*) extra+=(python3 python3-websockets) ;; esac
     apt_missing "${extra[@]}"
-    if [ ! -d bench/peers/node_modules/ws ] || ! bun_bin >/dev/null; then
+    if [ ! -d bench/peers/node_modules/ws ] || [ ! -d bench/peers/node_modules/socket.io ] ||
+        ! bun_bin >/dev/null; then
         log "npm ci in bench/peers"
         (cd bench/peers && npm ci --no-audit --no-fund --loglevel=error)
     fi
@@ -169,6 +170,8 @@ PY=/usr/bin/python3
     echo "bun=${BUN:+$("$BUN" --version 2>/dev/null)}"
     echo "node=$(node --version 2>/dev/null || true)"
     echo "ws=$(node -p 'require("./bench/peers/node_modules/ws/package.json").version' 2>/dev/null || true)"
+    # Where bench/peers/socketio-server.js finds it: bench/peers first, then tests/integration.
+    echo "socketio=$(node -p 'require(require.resolve("socket.io/package.json", {paths: ["./bench/peers", "./tests/integration"]})).version' 2>/dev/null || true)"
     echo "py_websockets=$("$PY" -c 'import websockets; print(websockets.__version__)' 2>/dev/null || true)"
     echo "python=$("$PY" --version 2>&1 | cut -d' ' -f2)"
     echo "perf=$(perf --version 2>/dev/null || true)"
@@ -205,6 +208,7 @@ server_cmd() {
         fi ;;
     bun) [ -n "$BUN" ] || return 1; echo "$BUN $ROOT/bench/peers/bun-server.js 0" ;;
     node-ws) echo "node $ROOT/bench/peers/ws-server.js 0" ;;
+    socketio) echo "node $ROOT/bench/peers/socketio-server.js 0" ;;
     py-websockets) echo "$PY $ROOT/bench/peers/py-websockets-server.py 0" ;;
     *) return 1 ;;
     esac
@@ -283,9 +287,16 @@ run_one() {
     hold | maxconn | chat) url_path=/room/ ;;
     fanout) url_path=/room/fanout ;;
     esac
+    local proto=()
+    if [ "$server" = socketio ]; then
+        # Socket.IO's own path, the room in the query (tools/bench/proto_socketio.c); the
+        # rooms are the same as the others' (hold-K, chat-K, fanout).
+        url_path=/socket.io/
+        proto=(--protocol socketio)
+    fi
     local bench_scen=$scen
     [ "$scen" = maxconn ] && bench_scen=ramp
-    local args=("$bench_scen" --url "ws://127.0.0.1:$SRV_PORT$url_path" "$@" --pid "$SRV_PID" --json --quiet)
+    local args=("$bench_scen" --url "ws://127.0.0.1:$SRV_PORT$url_path" "${proto[@]}" "$@" --pid "$SRV_PID" --json --quiet)
     {
         echo "server: taskset -c $SERVER_CPU $(server_cmd "$server" "$scen" | sed "s|$ROOT/||g")"
         echo "load: taskset -c $LOAD_CPU $build_dir/ringcast-bench ${args[*]}" |

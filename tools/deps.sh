@@ -31,7 +31,7 @@ if [ ${#missing[@]} -gt 0 ]; then
 fi
 
 if [ "$what" = test ] && [ -f tests/integration/package-lock.json ]; then
-    if [ ! -d tests/integration/node_modules/ws ]; then
+    if [ ! -d tests/integration/node_modules/ws ] || [ ! -d tests/integration/node_modules/socket.io ]; then
         echo "deps: npm ci in tests/integration"
         (cd tests/integration && npm ci --no-audit --no-fund --loglevel=error)
     fi

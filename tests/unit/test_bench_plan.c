@@ -17,6 +17,7 @@
 
 #include "../../tools/bench/plan.c"
 #include "../../tools/bench/proto_raw.c"
+#include "../../tools/bench/proto_socketio.c"
 
 #include <string.h>
 
@@ -87,7 +88,7 @@ static void bad_command_lines(void **state)
         "chat --url ws://127.0.0.1:1/ --workers 0",
         "hold --url ws://127.0.0.1:1/ --connections 100000 --workers 1", /* > a ring */
         "chat --url ws://127.0.0.1:1/ --bogus",
-        "chat --url ws://127.0.0.1:1/ --protocol socketio",
+        "chat --url ws://127.0.0.1:1/ --protocol mqtt",
         "chat --url ws://127.0.0.1:1/ --source-ips 10.0.0.1-10.0.0.9",
         "chat --url ws://127.0.0.1:1/ extra",
     };

@@ -500,6 +500,18 @@ static void on_upgrade_bytes(struct worker *w, uint32_t i, const uint8_t *buf, s
         on_frames(w, i, w->scratch, rest);
 }
 
+/* Protocol chatter that wants an answer (Engine.IO's ping): the answer goes out as a text
+ * message, counted with the WebSocket pings answered. */
+static void answer(struct worker *w, uint32_t i, const uint8_t *p, size_t have, size_t total)
+{
+    uint8_t out[PROTO_REPLY_MAX];
+    size_t n = w->proto->reply ? w->proto->reply(w->o, p, have, total, out, sizeof(out)) : 0;
+    STAT_INC(w->st->pings);
+    /* RFC 6455 §5.5.1: nothing follows our close. */
+    if (n && !(w->c[i].flags & CL_F_CLOSE_SENT))
+        queue_frame(w, i, WS_OP_TEXT, out, n);
+}
+
 static void deliver(struct worker *w, uint32_t i, const uint8_t *p, size_t have, size_t total)
 {
     struct client *c = &w->c[i];
@@ -515,7 +527,14 @@ static void deliver(struct worker *w, uint32_t i, const uint8_t *p, size_t have,
         return;
     case PROTO_RX_IGNORE:
         return;
+    case PROTO_RX_REPLY:
+        answer(w, i, p, have, total);
+        return;
     default:
+        /* Before the client is a member, that was the answer to its hello: a refusal (a
+         * Socket.IO CONNECT_ERROR) or nonsense, and it never will be one. */
+        if (!(c->flags & CL_F_JOINED))
+            return client_fail(w, i, &st->proto_errors);
         STAT_INC(st->malformed);
         return;
     }

@@ -49,13 +49,15 @@ static const char usage[] =
     "  --duration S          publishing time, hold time, or ramp time limit (10; ramp 60)\n"
     "  --warmup S            first seconds of publishing left out of latency figures (0)\n"
     "  --drain S             longest wait for outstanding deliveries after publishing (5)\n"
-    "  --payload BYTES       published message size (100; at least 42)\n"
+    "  --payload BYTES       published message size (100; at least 42, socketio 57)\n"
     "  --inflight K          fanout: messages in flight (16); echo: per connection (1)\n"
     "  --binary              publish binary frames instead of text\n"
     "  --stamp WHEN          time in each payload: send (taken as the frame is written; the\n"
     "                        default) or schedule (when it was due, so the tool's own lag\n"
     "                        counts as latency); the send lag is reported either way\n"
-    "  --protocol NAME       client protocol: raw (room mode; the default)\n"
+    "  --protocol NAME       client protocol: raw (room mode; the default) or socketio\n"
+    "                        (Socket.IO v5 over Engine.IO v4 on the URL's path, e.g.\n"
+    "                        /socket.io/, the room in the query; text only)\n"
     "  --workers W           client processes (enough that each holds <= 15000)\n"
     "  --source-ips A-B      source addresses, round robin (127.0.0.2-127.0.0.254; none)\n"
     "  --connect-window N    handshakes in progress at once, all workers (1024)\n"
@@ -357,7 +359,7 @@ static int parse_one(struct bench_opts *o, struct given *g, int c, const char *a
     case OPT_PROTOCOL:
         o->proto = proto_find(a);
         if (!o->proto)
-            return plan_err(err, cap, "unknown --protocol '%s' (known: raw)", a);
+            return plan_err(err, cap, "unknown --protocol '%s' (known: raw, socketio)", a);
         return 0;
     case OPT_WORKERS:
         g->workers = true;
@@ -492,6 +494,15 @@ static int check(struct bench_opts *o, char *err, size_t cap)
     if (o->payload < o->proto->min_payload)
         return plan_err(err, cap, "--payload must be at least %zu bytes for protocol %s",
                         o->proto->min_payload, o->proto->name);
+    if (o->proto == &proto_socketio && o->binary)
+        return plan_err(err, cap,
+                        "--binary does not apply to --protocol socketio: its events "
+                        "are text (JSON) messages");
+    /* Engine.IO serves every path under its own, which ends in '/' (/socket.io/). */
+    if (o->proto == &proto_socketio && o->path[strlen(o->path) - 1] != '/')
+        return plan_err(err, cap,
+                        "--protocol socketio needs a --url path ending in '/' (the "
+                        "server's Socket.IO path, e.g. /socket.io/)");
     if (o->src_first && (o->src_first >> 24) != 127 && !o->allow_remote)
         return plan_err(err, cap, "--source-ips outside 127.0.0.0/8 need --allow-remote");
     if (!o->tls && (o->tls_resume || o->tls_ca[0]))

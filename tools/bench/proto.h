@@ -11,6 +11,9 @@
  * nanoseconds: every process of a run is on one machine, so the clocks agree), which is how
  * receivers measure latency, loss and reordering without talking to each other.
  *
+ * Some protocols want an answer to their own chatter (Engine.IO's ping): rx() says so, reply()
+ * writes the answer, and the client sends it as a text message.
+ *
  * Adapters own nothing and keep no state: every function is pure given its arguments.
  */
 #ifndef RINGCAST_BENCH_PROTO_H
@@ -32,8 +35,12 @@ enum proto_rx {
     PROTO_RX_DELIVERY, /* a published message: *<m> is filled in */
     PROTO_RX_JOINED,   /* the answer that completes the hello: the client is a member now */
     PROTO_RX_IGNORE,   /* protocol chatter that is neither */
-    PROTO_RX_BAD,      /* not something this adapter understands */
+    PROTO_RX_REPLY,    /* protocol chatter to answer: reply() writes the answer */
+    PROTO_RX_BAD,      /* not understood, or a refusal: before JOINED the client fails */
 };
+
+/* Longest answer reply() writes. */
+#define PROTO_REPLY_MAX 64
 
 struct proto_ops {
     const char *name;
@@ -63,12 +70,50 @@ struct proto_ops {
      */
     enum proto_rx (*rx)(const struct bench_opts *o, const uint8_t *p, size_t have, size_t total,
                         struct bench_msg *m);
+    /*
+     * Writes the payload of the text message that answers a message rx() classified as
+     * PROTO_RX_REPLY (the same <p>, <have>, <total>) into <out> (<cap> >= PROTO_REPLY_MAX).
+     * Returns its length, 0 when there is nothing to send. NULL for an adapter whose rx() never
+     * returns PROTO_RX_REPLY.
+     */
+    size_t (*reply)(const struct bench_opts *o, const uint8_t *p, size_t have, size_t total,
+                    uint8_t *out, size_t cap);
 };
 
 /* Raw room mode: WS /room/<name>, messages forwarded verbatim (proto_raw.c). */
 extern const struct proto_ops proto_raw;
 
+/* Socket.IO v5 over Engine.IO v4, WebSocket transport only (proto_socketio.c). */
+extern const struct proto_ops proto_socketio;
+
 /* Looks up an adapter by name; NULL when unknown. */
 const struct proto_ops *proto_find(const char *name);
+
+/*
+ * Internals shared by the adapters: raw mode's payload object (proto_raw.c), which other
+ * adapters wrap in their own framing.
+ */
+
+/* Leading bytes of the object that carry the bench fields (through the "rcb" value's quote). */
+#define PROTO_RAW_HEAD_LEN 41
+/* Smallest object. */
+#define PROTO_RAW_MIN_LEN 42
+/*
+ * Smallest object padded with a "p" member rather than spaces: from here on the object reads
+ * back unchanged through a JSON parser and serialiser (JSON.parse + JSON.stringify).
+ */
+#define PROTO_RAW_JSON_MIN 49
+
+/*
+ * Writes the payload object of message <m>, exactly <len> bytes (at least PROTO_RAW_MIN_LEN),
+ * into <out>. Returns <len>. Cannot fail.
+ */
+size_t proto__raw_encode(const struct bench_msg *m, uint8_t *out, size_t len);
+
+/*
+ * Decodes the bench fields of a payload object of <total> bytes whose first <have> are in <p>
+ * into *<m>. Returns false when it is not one (too short, wrong prefix, not hex).
+ */
+bool proto__raw_decode(const uint8_t *p, size_t have, size_t total, struct bench_msg *m);
 
 #endif

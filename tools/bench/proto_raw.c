@@ -11,6 +11,9 @@
  *          publisher seq     timestamp (ns)      padding up to --payload bytes
  *
  * Payloads of 42 to 48 bytes pad with spaces before the closing brace instead of a "p" member.
+ *
+ * Other adapters carry the same object inside their own framing (proto__raw_encode() and
+ * proto__raw_decode()), and proto_find(), the list of adapters, lives here too.
  */
 #include "proto.h"
 
@@ -24,6 +27,9 @@
 #define HEAD_LEN   (PREFIX_LEN + HEX_LEN + 1) /* through the closing quote */
 #define MIN_LEN    (HEAD_LEN + 1)             /* plus the closing brace */
 #define PAD_OPEN   ",\"p\":\""
+
+_Static_assert(HEAD_LEN == PROTO_RAW_HEAD_LEN && MIN_LEN == PROTO_RAW_MIN_LEN, "proto.h");
+_Static_assert(PROTO_RAW_JSON_MIN == HEAD_LEN + sizeof(PAD_OPEN) - 1 + 2, "proto.h");
 
 static int raw_path(const struct bench_opts *o, uint32_t g, char *out, size_t cap)
 {
@@ -58,12 +64,8 @@ static void put_hex(uint8_t *out, uint64_t v, int digits)
     }
 }
 
-static size_t raw_publish(const struct bench_opts *o, const struct bench_msg *m, uint8_t *out,
-                          size_t cap)
+size_t proto__raw_encode(const struct bench_msg *m, uint8_t *out, size_t len)
 {
-    size_t len = o->payload < MIN_LEN ? MIN_LEN : o->payload;
-    if (len > cap)
-        len = cap;
     memcpy(out, PREFIX, PREFIX_LEN);
     put_hex(out + PREFIX_LEN, m->pub, 8);
     put_hex(out + PREFIX_LEN + 8, m->seq, 8);
@@ -85,6 +87,15 @@ static size_t raw_publish(const struct bench_opts *o, const struct bench_msg *m,
     }
     out[at++] = '}';
     return at;
+}
+
+static size_t raw_publish(const struct bench_opts *o, const struct bench_msg *m, uint8_t *out,
+                          size_t cap)
+{
+    size_t len = o->payload < MIN_LEN ? MIN_LEN : o->payload;
+    if (len > cap)
+        len = cap;
+    return proto__raw_encode(m, out, len);
 }
 
 static int hexval(uint8_t c)
@@ -109,21 +120,26 @@ static bool get_hex(const uint8_t *p, int digits, uint64_t *v)
     return true;
 }
 
+bool proto__raw_decode(const uint8_t *p, size_t have, size_t total, struct bench_msg *m)
+{
+    uint64_t pub, seq, ts;
+    if (total < MIN_LEN || have < HEAD_LEN || memcmp(p, PREFIX, PREFIX_LEN) != 0 ||
+        p[HEAD_LEN - 1] != '"')
+        return false;
+    if (!get_hex(p + PREFIX_LEN, 8, &pub) || !get_hex(p + PREFIX_LEN + 8, 8, &seq) ||
+        !get_hex(p + PREFIX_LEN + 16, 16, &ts))
+        return false;
+    m->pub = (uint32_t)pub;
+    m->seq = (uint32_t)seq;
+    m->ts_ns = ts;
+    return true;
+}
+
 static enum proto_rx raw_rx(const struct bench_opts *o, const uint8_t *p, size_t have, size_t total,
                             struct bench_msg *m)
 {
     (void)o;
-    uint64_t pub, seq, ts;
-    if (total < MIN_LEN || have < HEAD_LEN || memcmp(p, PREFIX, PREFIX_LEN) != 0 ||
-        p[HEAD_LEN - 1] != '"')
-        return PROTO_RX_BAD;
-    if (!get_hex(p + PREFIX_LEN, 8, &pub) || !get_hex(p + PREFIX_LEN + 8, 8, &seq) ||
-        !get_hex(p + PREFIX_LEN + 16, 16, &ts))
-        return PROTO_RX_BAD;
-    m->pub = (uint32_t)pub;
-    m->seq = (uint32_t)seq;
-    m->ts_ns = ts;
-    return PROTO_RX_DELIVERY;
+    return proto__raw_decode(p, have, total, m) ? PROTO_RX_DELIVERY : PROTO_RX_BAD;
 }
 
 const struct proto_ops proto_raw = {
@@ -134,11 +150,14 @@ const struct proto_ops proto_raw = {
     .hello = raw_hello,
     .publish = raw_publish,
     .rx = raw_rx,
+    .reply = NULL,
 };
 
 const struct proto_ops *proto_find(const char *name)
 {
-    if (strcmp(name, proto_raw.name) == 0)
-        return &proto_raw;
+    static const struct proto_ops *const all[] = {&proto_raw, &proto_socketio};
+    for (size_t i = 0; i < sizeof(all) / sizeof(all[0]); i++)
+        if (strcmp(name, all[i]->name) == 0)
+            return all[i];
     return NULL;
 }
