@@ -35,6 +35,7 @@ enum opt_id {
     OPT_TLS_CERT,
     OPT_TLS_KEY,
     OPT_TLS_OFFLOAD,
+    OPT_TLS_MAX_HANDSHAKES,
     OPT_SHARDS,
     OPT_MAX_CONNS,
     OPT_MAX_CONNS_PER_IP,
@@ -76,6 +77,7 @@ static const struct opt opts[NR_OPTS] = {
     [OPT_TLS_CERT] = {"tls-cert", OPT_TLS_CERT, 0},
     [OPT_TLS_KEY] = {"tls-key", OPT_TLS_KEY, 0},
     [OPT_TLS_OFFLOAD] = {"tls-offload", OPT_TLS_OFFLOAD, 0},
+    [OPT_TLS_MAX_HANDSHAKES] = {"tls-max-handshakes", OPT_TLS_MAX_HANDSHAKES, 0},
     [OPT_SHARDS] = {"shards", OPT_SHARDS, 0},
     [OPT_MAX_CONNS] = {"max-conns", OPT_MAX_CONNS, 0},
     [OPT_MAX_CONNS_PER_IP] = {"max-conns-per-ip", OPT_MAX_CONNS_PER_IP, 0},
@@ -553,6 +555,8 @@ static int apply_number(struct loader *ld, struct config *dst, const char *val)
     switch (ld->opt) {
     case OPT_SHARDS:
         return parse_unsigned(ld, val, 1, SHARDS_MAX, &dst->shards);
+    case OPT_TLS_MAX_HANDSHAKES:
+        return parse_unsigned(ld, val, 0, 1000000, &dst->tls_max_handshakes);
     case OPT_MAX_CONNS:
         return parse_uint(ld, val, 0, UINT64_MAX, &dst->max_conns);
     case OPT_MAX_CONNS_PER_IP:
@@ -912,6 +916,7 @@ void config_defaults(struct config *c)
         .allow_anonymous = true,
         .log_level = LOG_INFO,
         .tls_offload = true,
+        .tls_max_handshakes = 256,
     };
 }
 
@@ -965,6 +970,11 @@ const char config_usage[] =
 "                              session and run the record layer in ringcast\n"
 "                              (idle TLS connections then cost about what\n"
 "                              plain ones do) (default on)\n"
+"  --tls-max-handshakes N      TLS handshakes under way at once per shard;\n"
+"                              later connections wait, unread, for a turn\n"
+"                              (the handshake timeout still runs). Bounds\n"
+"                              the ~40 KiB each one holds (default 256;\n"
+"                              0: no limit)\n"
 "  HOST is an IPv4 address, localhost, * or empty (all addresses), or [IPv6].\n"
 "\n"
 "Capacity:\n"

@@ -44,7 +44,8 @@ struct config {
     char *api_key;
     char *redis_url;
     enum log_level log_level;
-    bool tls_offload; /* --tls-offload on|off, default on */
+    bool tls_offload;            /* --tls-offload on|off, default on */
+    unsigned tls_max_handshakes; /* per shard, 256; 0 = no limit */
 };
 
 /*

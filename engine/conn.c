@@ -165,6 +165,76 @@ static void try_finish(struct shard *s, struct conn *c)
 
 /* ---- accept --------------------------------------------------------------------------- */
 
+/* ---- TLS handshake admission ------------------------------------------------------------ */
+
+/*
+ * At most --tls-max-handshakes TLS handshakes run at once per shard. Each holds ~40 KiB of
+ * mbedtls state until it completes (then the record layer is offloaded and that memory goes),
+ * so without a bound a reconnect storm costs 40 KiB times the storm, and the CPU goes to all of
+ * them at once, finishing none early, instead of to the first ones. A connection past the limit
+ * waits in a FIFO with its receive not armed: its ClientHello stays in the kernel's socket
+ * buffer. Its handshake timeout runs from accept, the wait included.
+ */
+static void hs_begin(struct shard *s, struct conn *c)
+{
+    s->hs_active++;
+    STAT_ADD(s, tls_handshaking, 1);
+    c->flags |= CF_TLS_HS;
+    arm_recv(s, c);
+}
+
+static void hs_wait(struct shard *s, struct conn *c)
+{
+    c->room_next = NULL;
+    c->room_prev = s->hs_wait_tail;
+    if (s->hs_wait_tail)
+        s->hs_wait_tail->room_next = c;
+    else
+        s->hs_wait_head = c;
+    s->hs_wait_tail = c;
+    s->hs_waiting++;
+    STAT_ADD(s, tls_waiting, 1);
+    c->flags |= CF_TLS_WAIT;
+}
+
+static void hs_unwait(struct shard *s, struct conn *c)
+{
+    if (c->room_prev)
+        c->room_prev->room_next = c->room_next;
+    else
+        s->hs_wait_head = c->room_next;
+    if (c->room_next)
+        c->room_next->room_prev = c->room_prev;
+    else
+        s->hs_wait_tail = c->room_prev;
+    c->room_next = c->room_prev = NULL;
+    s->hs_waiting--;
+    STAT_SUB(s, tls_waiting, 1);
+    c->flags &= (uint16_t)~CF_TLS_WAIT;
+}
+
+/* The connection's handshake is over (established, failed or gone), or it never started. */
+static void hs_end(struct shard *s, struct conn *c)
+{
+    if (c->flags & CF_TLS_HS) {
+        c->flags &= (uint16_t)~CF_TLS_HS;
+        s->hs_active--;
+        STAT_SUB(s, tls_handshaking, 1);
+    } else if (c->flags & CF_TLS_WAIT) {
+        hs_unwait(s, c);
+    }
+}
+
+void conn_admit_handshakes(struct shard *s)
+{
+    unsigned max = s->eng->cfg->tls_max_handshakes;
+    while (s->hs_wait_head && (max == 0 || s->hs_active < max)) {
+        struct conn *c = s->hs_wait_head;
+        hs_unwait(s, c);
+        hs_begin(s, c);
+    }
+}
+
 void conn_accepted(struct shard *s, uint32_t idx, bool tls)
 {
     struct conn *c = &s->conns[idx];
@@ -187,16 +257,23 @@ void conn_accepted(struct shard *s, uint32_t idx, bool tls)
         s->slots_hwm = idx + 1;
     STAT_ADD(s, accepted, 1);
     PROBE2(accept, s->id, idx);
-    if (tls) {
-        c->tls = tls_session_create(s->tls_cfg);
-        if (!c->tls) {
-            c->state = CONN_DEAD;
-            try_finish(s, c);
-            return;
-        }
-    }
-    arm_recv(s, c);
     timer_arm(&s->wheel, &c->timer, s->now + s->eng->cfg->handshake_timeout + 1);
+    if (!tls) {
+        arm_recv(s, c);
+        return;
+    }
+    c->tls = tls_session_create(s->tls_cfg);
+    if (!c->tls) {
+        timer_disarm(&s->wheel, &c->timer);
+        c->state = CONN_DEAD;
+        try_finish(s, c);
+        return;
+    }
+    unsigned max = s->eng->cfg->tls_max_handshakes;
+    if (max && (s->hs_active >= max || s->hs_wait_head))
+        hs_wait(s, c);
+    else
+        hs_begin(s, c);
 }
 
 void conn_handle_shutdown(struct shard *s, struct conn *c)
@@ -480,6 +557,7 @@ static void free_buffers(struct shard *s, struct conn *c)
     c->rx = NULL;
     free(c->ctl);
     c->ctl = NULL;
+    hs_end(s, c);
     tls_session_destroy(c->tls);
     c->tls = NULL;
 }
@@ -894,6 +972,8 @@ static void tls_input(struct shard *s, struct conn *c, uint8_t *p, size_t len)
         /* Decrypted in place inside our receive buffer (or the session's): writable. */
         plain_input(s, c, (uint8_t *)(uintptr_t)plain, (size_t)n);
     }
+    if ((c->flags & CF_TLS_HS) && tls_session_established(c->tls))
+        hs_end(s, c); /* offloaded by now: the next one may start */
     if (tls_session_pending(c->tls) || (c->flags & CF_PEER_EOF))
         schedule_flush(s, c);
 }

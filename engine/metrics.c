@@ -17,7 +17,7 @@
 
 struct totals {
     uint64_t accepted, failed, msgs_in, msgs_out, bytes_in, bytes_out, sends, slow_close, slow_drop,
-        xshard, rooms, queued, conns, turns, cqes;
+        xshard, rooms, queued, conns, turns, cqes, tls_handshaking, tls_waiting;
 };
 
 static void sum(const struct engine *e, struct totals *t)
@@ -40,6 +40,8 @@ static void sum(const struct engine *e, struct totals *t)
         t->queued += LOAD(st->queued_bytes);
         t->turns += LOAD(st->turns);
         t->cqes += LOAD(st->cqes);
+        t->tls_handshaking += LOAD(st->tls_handshaking);
+        t->tls_waiting += LOAD(st->tls_waiting);
     }
 }
 
@@ -102,6 +104,12 @@ size_t metrics_prometheus(const struct engine *e, char *out, size_t cap)
         "# TYPE ringcast_sends_total counter\nringcast_sends_total %lu\n",
         (unsigned long)t.sends);
     OUT("# TYPE ringcast_rooms gauge\nringcast_rooms %lu\n", (unsigned long)t.rooms);
+    OUT("# HELP ringcast_tls_handshakes TLS handshakes under way, and accepted connections "
+        "waiting for a turn (--tls-max-handshakes).\n"
+        "# TYPE ringcast_tls_handshakes gauge\n"
+        "ringcast_tls_handshakes{state=\"active\"} %lu\n"
+        "ringcast_tls_handshakes{state=\"waiting\"} %lu\n",
+        (unsigned long)t.tls_handshaking, (unsigned long)t.tls_waiting);
     OUT("# TYPE ringcast_slow_consumer_total counter\n"
         "ringcast_slow_consumer_total{action=\"close\"} %lu\n"
         "ringcast_slow_consumer_total{action=\"drop\"} %lu\n",
@@ -152,13 +160,15 @@ size_t metrics_json(const struct engine *e, char *out, size_t cap)
         "\"bytes_received\":%lu,\"bytes_sent\":%lu,\"sends\":%lu,\"frames_per_send\":%.2f,"
         "\"rooms\":%lu,\"slow_consumer_close\":%lu,\"slow_consumer_drop\":%lu,"
         "\"send_queue_bytes\":%lu,\"xshard_messages\":%lu,\"loop_turns\":%lu,"
-        "\"completions\":%lu,\"rss_bytes\":%lu,\"cpu_seconds\":%.3f}\n",
+        "\"completions\":%lu,\"tls_handshakes_active\":%lu,\"tls_handshakes_waiting\":%lu,"
+        "\"rss_bytes\":%lu,\"cpu_seconds\":%.3f}\n",
         e->nr_shards, (unsigned long)t.conns, (unsigned long)e->max_conns,
         (unsigned long)t.accepted, (unsigned long)t.failed, (unsigned long)t.msgs_in,
         (unsigned long)t.msgs_out, (unsigned long)t.bytes_in, (unsigned long)t.bytes_out,
         (unsigned long)t.sends, t.sends ? (double)t.msgs_out / (double)t.sends : 0.0,
         (unsigned long)t.rooms, (unsigned long)t.slow_close, (unsigned long)t.slow_drop,
         (unsigned long)t.queued, (unsigned long)t.xshard, (unsigned long)t.turns,
-        (unsigned long)t.cqes, (unsigned long)rss, cpu);
+        (unsigned long)t.cqes, (unsigned long)t.tls_handshaking, (unsigned long)t.tls_waiting,
+        (unsigned long)rss, cpu);
     return len;
 }

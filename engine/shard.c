@@ -307,6 +307,8 @@ void shard_run(struct shard *s)
         STAT_ADD(s, turns, 1);
         STAT_ADD(s, cqes, n);
         take_inbox(s);
+        if (s->hs_wait_head)
+            conn_admit_handshakes(s);
         if (!s->draining && atomic_load_explicit(&e->draining, memory_order_acquire))
             start_drain(s);
         if (s->now != s->trim_sec) {

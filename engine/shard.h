@@ -66,6 +66,8 @@ enum conn_flag {
     CF_PEER_EOF = 1u << 11,   /* the peer half-closed; flush what it is owed, then close */
     CF_TLS_NOTIFY = 1u << 12, /* our close_notify is queued */
     CF_SHUT_BUSY = 1u << 13,  /* the shutdown request has not completed */
+    CF_TLS_HS = 1u << 14,     /* counted in shard.hs_active: its TLS handshake is under way */
+    CF_TLS_WAIT = 1u << 15,   /* on the shard's handshake wait list, receive not armed */
 };
 
 /* A queued outgoing frame: one reference to a shared msg. */
@@ -115,6 +117,8 @@ struct conn {
     struct sendbuf *tx_buf;  /* in flight: several frames copied together */
     struct conn *flush_next; /* shard flush list */
     struct room *room;
+    /* Room members: the room's list. TLS connections waiting for a handshake turn (never in a
+     * room yet): the shard's wait list. */
     struct conn *room_next, *room_prev;
     struct tls_session *tls; /* NULL: plain TCP (tls/transport.h) */
     struct timer timer;
@@ -167,6 +171,8 @@ struct shard_stats {
     atomic_uint_fast64_t lat_buckets[LAT_NR_BUCKETS];
     atomic_uint_fast64_t lat_sum_ns;
     atomic_uint_fast64_t cqes; /* completions handled */
+    atomic_uint_fast64_t tls_handshaking; /* gauge: hs_active */
+    atomic_uint_fast64_t tls_waiting;     /* gauge: hs_waiting */
 };
 
 struct engine;
@@ -202,7 +208,10 @@ struct shard {
     bool draining_done;
     uint64_t drain_deadline_ns;
     bool xs_pending;
-    uint32_t trim_sec; /* second of the last tls_thread_trim() */
+    uint32_t trim_sec;  /* second of the last tls_thread_trim() */
+    uint32_t hs_active; /* TLS handshakes under way (CF_TLS_HS) */
+    uint32_t hs_waiting;
+    struct conn *hs_wait_head, *hs_wait_tail; /* FIFO of CF_TLS_WAIT connections */
     struct shard_stats stats;
     pthread_t thread;
 } __attribute__((aligned(64)));
@@ -251,6 +260,10 @@ void conn_arm_ws_timer(struct shard *s, struct conn *c);
 void conn_on_timer(struct timer *t, void *arg);
 /* Frees the shard's pooled nodes and buffers. */
 void conn_pools_fini(struct shard *s);
+
+/* Starts the handshakes of TLS connections waiting for a turn, up to --tls-max-handshakes under
+ * way. The loop calls it every turn that has a waiting one. */
+void conn_admit_handshakes(struct shard *s);
 
 static inline struct conn *conn_of_timer(struct timer *t)
 {

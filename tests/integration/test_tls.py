@@ -22,6 +22,7 @@ Prints one ok/FAIL line per case and "N passed, N failed"; exits non-zero on fai
 """
 import asyncio
 import hashlib
+import json
 import os
 import shutil
 import signal
@@ -30,6 +31,7 @@ import ssl
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
@@ -443,7 +445,8 @@ def case_drain(s):
 # Cases once
 
 
-def case_truncated_hello(s):
+def client_hello():
+    """The bytes of a ClientHello from Python's ssl module."""
     ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
     ctx.check_hostname = False
     ctx.verify_mode = ssl.CERT_NONE
@@ -455,6 +458,11 @@ def case_truncated_hello(s):
         pass
     hello = out.read()
     assert len(hello) > 100 and hello[0] == 0x16, "not a ClientHello: %r" % hello[:20]
+    return hello
+
+
+def case_truncated_hello(s):
+    hello = client_hello()
     sock = socket.create_connection(("127.0.0.1", s.b.tls_port), timeout=5)
     try:
         sock.sendall(hello[:50])
@@ -572,6 +580,71 @@ def case_reload(certs, tmpdir):
     assert not problems, "; ".join(problems)
 
 
+def _tls_stats(b):
+    r = http_get(b.port, "/stats")
+    assert r.status == 200, "GET /stats: %r" % r
+    st = json.loads(r.body)
+    return st["tls_handshakes_active"], st["tls_handshakes_waiting"]
+
+
+def _wait_tls_stats(b, want, timeout=3.0):
+    deadline = time.monotonic() + timeout
+    got = None
+    while time.monotonic() < deadline:
+        got = _tls_stats(b)
+        if got == want:
+            return
+        time.sleep(0.02)
+    raise AssertionError("/stats TLS handshakes (active, waiting): %r, expected %r" % (got, want))
+
+
+def case_handshake_limit(certs):
+    """--tls-max-handshakes 2: two connections that never finish their handshake hold both
+    turns; a third waits, unread, and its handshake completes as soon as one of them goes."""
+    b = Broker("--shards", "1", "--handshake-timeout", "10", "--tls-max-handshakes", "2",
+               "--tls-listen", "127.0.0.1:0", "--tls-cert", certs.crt("ec"),
+               "--tls-key", certs.key("ec")).start()
+    held, done, third = [], [], {}
+    try:
+        # Half a ClientHello each (whole bytes, or the listener's deferred accept would hold
+        # them back): their handshakes have begun and cannot go on.
+        hello = client_hello()
+        for _ in range(2):
+            held.append(socket.create_connection(("127.0.0.1", b.tls_port), timeout=5))
+            held[-1].sendall(hello[:50])
+        _wait_tls_stats(b, (2, 0))
+
+        def handshake():
+            try:
+                third["sock"] = tls_socket(b.tls_port, client_ctx(certs.crt("ec")), timeout=8)
+            except BaseException as e:  # noqa: BLE001 - reported by the main thread
+                third["error"] = e
+            done.append(time.monotonic())
+
+        t = threading.Thread(target=handshake, daemon=True)
+        t.start()
+        _wait_tls_stats(b, (2, 1))
+        time.sleep(0.5)
+        assert not done, "the third handshake completed while both turns were taken"
+        t_close = time.monotonic()
+        held.pop(0).close()
+        t.join(5)
+        assert done, "the third handshake did not complete after a turn was freed"
+        assert "error" not in third, "the third handshake failed: %r" % third.get("error")
+        print("  note: third handshake done %.0f ms after a turn was freed" %
+              ((done[0] - t_close) * 1000), flush=True)
+        with TlsWS(third["sock"], "/echo") as c:
+            c.send_text("after the wait")
+            assert c.recv_message(5)[1] == b"after the wait"
+        _wait_tls_stats(b, (1, 0))
+    finally:
+        for sock in held:
+            sock.close()
+        if "sock" in third:
+            third["sock"].close()
+        b.stop()
+
+
 def _start_fails(args, what):
     with open(os.devnull, "rb") as devnull:
         p = subprocess.run([harness.BIN, "--listen", "127.0.0.1:0"] + args, stdin=devnull,
@@ -645,6 +718,8 @@ def main():
                     s.b.stop()
         r.run("SIGHUP reloads the certificate for new connections; old ones keep working",
               case_reload, certs, tmpdir)
+        r.run("--tls-max-handshakes: a connection past the limit waits for a turn",
+              case_handshake_limit, certs)
         r.run("bad --tls-cert / --tls-key / --tls-offload refused at start, one line",
               case_bad_files, certs, tmpdir)
     finally:

@@ -141,6 +141,7 @@ static const char *const all_values[][2] = {
     {"tls-cert", "cert.pem"},
     {"tls-key", "key.pem"},
     {"tls-offload", "off"},
+    {"tls-max-handshakes", "32"},
     {"shards", "4"},
     {"max-conns", "100000"},
     {"max-conns-per-ip", "10"},
@@ -171,6 +172,7 @@ static void check_all_values(const struct config *c)
     assert_string_equal(c->tls_cert, "cert.pem");
     assert_string_equal(c->tls_key, "key.pem");
     assert_false(c->tls_offload);
+    assert_int_equal(c->tls_max_handshakes, 32);
     assert_int_equal(c->shards, 4);
     assert_int_equal(c->max_conns, 100000);
     assert_int_equal(c->max_conns_per_ip, 10);
@@ -208,6 +210,7 @@ static void test_defaults(void **state)
     assert_null(c.tls_cert);
     assert_null(c.tls_key);
     assert_true(c.tls_offload);
+    assert_int_equal(c.tls_max_handshakes, 256);
     assert_int_equal(c.shards, 0);
     assert_int_equal(c.max_conns, 0);
     assert_int_equal(c.max_conns_per_ip, 0);
@@ -697,6 +700,8 @@ static void test_cli_errors(void **state)
         {{"--max-conns-per-ip", "-1"}, "ringcast: --max-conns-per-ip: must not be negative"},
         {{"--shards", "0"}, "ringcast: --shards: out of range: '0' (1..1024)"},
         {{"--shards", "1025"}, "ringcast: --shards: out of range: '1025' (1..1024)"},
+        {{"--tls-max-handshakes", "1000001"},
+         "ringcast: --tls-max-handshakes: out of range: '1000001' (0..1000000)"},
         {{"--history-size", "4294967296"}, "ringcast: --history-size: out of range"},
         {{"--history-ttl", "1.5"}, "ringcast: --history-ttl: not a number: '1.5'"},
         {{"--ping-interval", "2147484"}, "ringcast: --ping-interval: out of range"},
@@ -881,6 +886,7 @@ static void test_help(void **state)
         "--tls-cert",
         "--tls-key",
         "--tls-offload on|off",
+        "--tls-max-handshakes N",
         "--shards N",
         "--max-conns N",
         "--max-conns-per-ip",

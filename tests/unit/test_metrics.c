@@ -70,6 +70,8 @@ static int setup_two_shards(void **state)
     SET(0, rooms, 4);
     SET(0, queued_bytes, 123);
     SET(0, turns, 77);
+    SET(0, tls_handshaking, 5);
+    SET(0, tls_waiting, 2);
     SET(0, cqes, 88);
     SET(1, conns, 7);
     SET(1, accepted, 20);
@@ -85,6 +87,7 @@ static int setup_two_shards(void **state)
     SET(1, rooms, 5);
     SET(1, queued_bytes, 877);
     SET(1, turns, 23);
+    SET(1, tls_handshaking, 1);
     SET(1, cqes, 12);
     return 0;
 }
@@ -474,9 +477,9 @@ static void prometheus_is_well_formed(void **state)
     size_t len;
     char *text = render(metrics_prometheus, &len);
     assert_int_equal(len, strlen(text));
-    /* 2 connection lines, 2 slow-consumer lines, one sample for each other counter and gauge,
-     * and the latency histogram's 16 buckets, sum and count. */
-    assert_int_equal(prom_check_format(text), 35);
+    /* 2 connection lines, 2 slow-consumer lines, 2 TLS handshake lines, one sample for each
+     * other counter and gauge, and the latency histogram's 16 buckets, sum and count. */
+    assert_int_equal(prom_check_format(text), 37);
     free(text);
 }
 
@@ -500,6 +503,8 @@ static void prometheus_sums_over_shards(void **state)
     assert_int_equal(prom_u64(text, "ringcast_send_queue_bytes"), 1000);
     assert_int_equal(prom_u64(text, "ringcast_xshard_messages_total"), 70);
     assert_int_equal(prom_u64(text, "ringcast_loop_turns_total"), 100);
+    assert_int_equal(prom_u64(text, "ringcast_tls_handshakes{state=\"active\"}"), 6);
+    assert_int_equal(prom_u64(text, "ringcast_tls_handshakes{state=\"waiting\"}"), 2);
     /* The process figures are this process's own: a resident size in whole pages, CPU >= 0. */
     uint64_t rss = prom_u64(text, "process_resident_memory_bytes");
     assert_true(rss > 0);
@@ -527,7 +532,7 @@ static void prometheus_one_line_per_shard(void **state)
         assert_int_equal(prom_u64(text, sample), 1000 + i);
     }
     assert_int_equal(prom_u64(text, "ringcast_connections_accepted_total"), SHARDS_MAX);
-    assert_int_equal(prom_check_format(text), SHARDS_MAX + 33);
+    assert_int_equal(prom_check_format(text), SHARDS_MAX + 35);
     free(text);
 }
 
@@ -544,7 +549,7 @@ static void json_parses_and_sums(void **state)
     int n = json_parse_flat(text, f, 32);
     if (n < 0)
         fail_msg("not JSON: %s", text);
-    assert_int_equal(n, 20);
+    assert_int_equal(n, 22);
     assert_true(json_get(f, n, "shards") == 2);
     assert_true(json_get(f, n, "connections") == 10);
     assert_true(json_get(f, n, "max_connections") == 100000);
@@ -563,6 +568,8 @@ static void json_parses_and_sums(void **state)
     assert_true(json_get(f, n, "xshard_messages") == 70);
     assert_true(json_get(f, n, "loop_turns") == 100);
     assert_true(json_get(f, n, "completions") == 100);
+    assert_true(json_get(f, n, "tls_handshakes_active") == 6);
+    assert_true(json_get(f, n, "tls_handshakes_waiting") == 2);
     assert_true(json_get(f, n, "rss_bytes") > 0);
     assert_true(json_get(f, n, "cpu_seconds") >= 0);
     free(text);
@@ -590,7 +597,7 @@ static void json_frames_per_send(void **state)
         if (!strstr(text, rows[i].expect))
             fail_msg("row %zu: %s not in %s", i, rows[i].expect, text);
         struct jfield f[32];
-        assert_int_equal(json_parse_flat(text, f, 32), 20);
+        assert_int_equal(json_parse_flat(text, f, 32), 22);
         free(text);
     }
 }
