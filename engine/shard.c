@@ -274,7 +274,7 @@ void shard_teardown(struct shard *s)
     }
     room_table_fini(s);
     conn_pools_fini(s);
-    tls_thread_trim(true); /* this thread's spare handshake buffers */
+    tls_thread_release_all(); /* this thread's spare handshake buffers */
     struct tls_config *next = atomic_exchange(&s->tls_next, NULL);
     if (next)
         tls_config_unref(next);
@@ -287,6 +287,9 @@ void shard_teardown(struct shard *s)
         io_uring_queue_exit(&s->ring);
     }
 }
+
+/* Spare TLS handshake buffers given back to the system per loop turn (tls.h). */
+#define RELEASE_PER_TURN 8
 
 void shard_run(struct shard *s)
 {
@@ -313,12 +316,14 @@ void shard_run(struct shard *s)
             start_drain(s);
         if (s->now != s->trim_sec) {
             /* Once a second: the memory of a handshake storm goes back after it (tls.h). */
-            tls_thread_trim(false);
+            tls_thread_tick();
             s->trim_sec = s->now;
         }
         timer_wheel_advance(&s->wheel, s->now, conn_on_timer, s);
         unsigned budget = s->nr_flush / FLUSH_CYCLE_TURNS;
         bool pending = conn_flush(s, budget > FLUSH_BUDGET ? budget : FLUSH_BUDGET);
+        /* A few per turn, and no sleep until they are all back: each is a TLB flush. */
+        pending |= tls_thread_release(RELEASE_PER_TURN) != 0;
         bool xs_pending = false;
         ring_doorbells(s, xshard_flush(e->xs, s->id, &xs_pending));
         pending |= xs_pending;

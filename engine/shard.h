@@ -208,7 +208,7 @@ struct shard {
     bool draining_done;
     uint64_t drain_deadline_ns;
     bool xs_pending;
-    uint32_t trim_sec;  /* second of the last tls_thread_trim() */
+    uint32_t trim_sec;  /* second of the last tls_thread_tick() */
     uint32_t hs_active; /* TLS handshakes under way (CF_TLS_HS) */
     uint32_t hs_waiting;
     struct conn *hs_wait_head, *hs_wait_tail; /* FIFO of CF_TLS_WAIT connections */

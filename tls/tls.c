@@ -244,11 +244,14 @@ static int hs_flush(struct tls_hs *hs)
  *
  * So a thread keeps the buffers of the contexts it frees (wiped, as mbedtls would have) on a
  * LIFO list, hands two back to the heap right before each new context is set up (the heap then
- * gives those same chunks, still resident, to mbedtls's calloc: no page faults), and
- * tls_thread_trim(), called about once a second, gives back to the system the pages of the
- * buffers that no handshake needed since the last call: the list's low-water mark of the
- * period, beyond SPARE_KEEP. During a storm the list keeps emptying and nothing is dropped;
- * one to two seconds after it, the memory is gone.
+ * gives those same chunks, still resident, to mbedtls's calloc: no page faults). Once a
+ * second, tls_thread_tick() marks for release the buffers that no handshake needed since the
+ * last tick (the list's low-water mark of the period, beyond SPARE_KEEP), and
+ * tls_thread_release() gives their pages back to the system a few at a time, between the
+ * loop's other work: a release is a TLB flush of every thread of the process, 25-50 us each on
+ * that VM, so hundreds at once would stall the loop for tens of milliseconds (measured as a
+ * p99 of 40 ms in a chat run right after its connection storm). During a storm the list keeps
+ * emptying and nothing is released; one to two seconds after it, the memory is gone.
  *
  * Not at every free: pages dropped while handshakes go on are refaulted at once, and on the VM
  * this was measured on, a drop (a TLB flush of every thread) and its refaults cost ~300 us per
@@ -264,7 +267,8 @@ struct spare_buf {
 
 static _Thread_local struct spare_buf *spare_head;
 static _Thread_local unsigned spare_nr;
-static _Thread_local unsigned spare_low; /* fewest on the list since the last trim */
+static _Thread_local unsigned spare_low; /* fewest on the list since the last tick */
+static _Thread_local unsigned spare_due; /* to give back, as tls_thread_tick() found */
 
 static void spare_push(unsigned char *p, size_t len)
 {
@@ -307,17 +311,32 @@ static void spare_drop(struct spare_buf *b)
     free(b);
 }
 
-void tls_thread_trim(bool all)
+void tls_thread_tick(void)
 {
     /* The buffers below the low-water mark sat unused for the whole period. */
-    unsigned idle = all ? spare_nr : spare_low;
-    unsigned keep = all ? 0 : SPARE_KEEP;
-
-    while (idle > keep && spare_nr > keep) {
-        spare_drop(spare_pop());
-        idle--;
-    }
+    spare_due = spare_low > SPARE_KEEP ? spare_low - SPARE_KEEP : 0;
     spare_low = spare_nr;
+}
+
+unsigned tls_thread_release(unsigned max)
+{
+    unsigned room = spare_nr > SPARE_KEEP ? spare_nr - SPARE_KEEP : 0;
+
+    /* Handshakes since the tick may have taken some of them back. */
+    if (spare_due > room)
+        spare_due = room;
+    while (spare_due && max--) {
+        spare_drop(spare_pop());
+        spare_due--;
+    }
+    return spare_due;
+}
+
+void tls_thread_release_all(void)
+{
+    while (spare_nr)
+        spare_drop(spare_pop());
+    spare_due = spare_low = 0;
 }
 
 unsigned tls_thread_spares(void)

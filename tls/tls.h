@@ -173,12 +173,16 @@ const char *tls_session_describe(const struct tls_session *s, char *buf, size_t 
 
 /*
  * Handshake buffers. The record buffers of handshakes that ended on this thread are kept for
- * its next handshakes instead of going back to the heap; this gives back to the system the
- * pages of those that no handshake needed since the previous call, beyond a few dozen (all of
- * them with <all>). Every thread that runs sessions calls it about once a second, and with
- * <all> before it exits (the list is per-thread). Cannot fail.
+ * its next handshakes instead of going back to the heap. A thread that runs sessions calls
+ * tls_thread_tick() about once a second: it marks for release those that no handshake needed
+ * since the previous tick, beyond a few dozen. tls_thread_release() gives the pages of at most
+ * <max> of them back to the system and returns how many remain marked, so that the caller can
+ * spread the work (each release costs a TLB flush); tls_thread_release_all() frees every one,
+ * before the thread exits (the list is per-thread). None can fail.
  */
-void tls_thread_trim(bool all);
+void tls_thread_tick(void);
+unsigned tls_thread_release(unsigned max);
+void tls_thread_release_all(void);
 
 /* Buffers the calling thread keeps now (for tests and metrics). Cannot fail. */
 unsigned tls_thread_spares(void);

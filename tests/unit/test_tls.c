@@ -1421,7 +1421,7 @@ static size_t per_session(struct tls_config *cfg, int n, struct link *l)
 {
     size_t before, after;
 
-    tls_thread_trim(true); /* spare buffers of earlier handshakes would be counted */
+    tls_thread_release_all(); /* spare buffers of earlier handshakes would be counted */
     before = heap_used();
 
     for (int i = 0; i < n; i++) {
@@ -1435,7 +1435,7 @@ static size_t per_session(struct tls_config *cfg, int n, struct link *l)
         bytes_free(&l[i].got);
         bytes_free(&l[i].flight);
     }
-    tls_thread_trim(true); /* the offloaded handshakes' spare buffers are not the sessions' */
+    tls_thread_release_all(); /* the offloaded handshakes' spare buffers are not the sessions' */
     after = heap_used();
     for (int i = 0; i < n; i++)
         tls_session_destroy(l[i].srv);
@@ -1468,7 +1468,7 @@ static void test_memory(void **state)
     assert_int_equal(mbedtls_ssl_handshake(&warm.cli.ssl), MBEDTLS_ERR_SSL_WANT_READ);
     bytes_push(&hello, warm.c2s.p, warm.c2s.len);
     link_fini(&warm);
-    tls_thread_trim(true);
+    tls_thread_release_all();
     base = heap_used();
     for (int i = 0; i < N; i++) {
         struct tls_input in;
@@ -1533,7 +1533,7 @@ static void test_spare_buffers(void **state)
     struct bytes hello = {0};
 
     (void)state;
-    tls_thread_trim(true);
+    tls_thread_release_all();
     assert_int_equal(tls_thread_spares(), 0);
     /* One after another, each handshake reuses the buffers of the one before. */
     for (int i = 0; i < 3; i++) {
@@ -1566,11 +1566,16 @@ static void test_spare_buffers(void **state)
         tls_session_destroy(s[i]);
     bytes_free(&hello);
     assert_int_equal(tls_thread_spares(), 2 * N);
-    /* A trim keeps what was needed since the last one (the low-water mark) ... */
-    tls_thread_trim(false);
+    /* A tick keeps what was needed since the last one (the low-water mark) ... */
+    tls_thread_tick();
+    assert_int_equal(tls_thread_release(1000), 0);
     assert_int_equal(tls_thread_spares(), 2 * N);
-    /* ... and a period in which none was needed drops all but 64. */
-    tls_thread_trim(false);
+    /* ... and after a period in which none was needed, all but 64 go, as few at a time as
+     * the caller asks. */
+    tls_thread_tick();
+    assert_int_equal(tls_thread_release(8), 2 * N - 64 - 8);
+    assert_int_equal(tls_thread_spares(), 2 * N - 8);
+    assert_int_equal(tls_thread_release(1000), 0);
     assert_int_equal(tls_thread_spares(), 64);
     /* Handshakes and data on buffers whose pages were dropped. */
     for (int i = 0; i < N; i++) {
@@ -1578,13 +1583,14 @@ static void test_spare_buffers(void **state)
         assert_int_equal(link_handshake(&l[i]), 0);
         exchange(&l[i], 3000, (unsigned)i);
     }
-    tls_thread_trim(false);
-    tls_thread_trim(false);
-    tls_thread_trim(true);
+    tls_thread_tick();
+    tls_thread_tick();
+    tls_thread_release(1000);
+    tls_thread_release_all();
     assert_int_equal(tls_thread_spares(), 0);
     for (int i = 0; i < N; i++)
         link_fini(&l[i]);
-    tls_thread_trim(true);
+    tls_thread_release_all();
     free(l);
     tls_config_unref(cfg);
 }
