@@ -21,7 +21,7 @@ import shutil
 import subprocess
 import sys
 
-SERVER_ORDER = ["ringcast", "bun", "node-ws", "socketio", "py-websockets"]
+SERVER_ORDER = ["ringcast", "ringcast-nooffload", "bun", "node-ws", "socketio", "py-websockets"]
 SERVER_LABEL = {
     "ringcast": "ringcast (C, io_uring)",
     "bun": "Bun (uWebSockets pub/sub)",
@@ -320,13 +320,15 @@ def section_hold(runs, meta):
             ms(r.get("connections", "handshake_latency_us", "p99")),
             num(r.get("server", "cpu_us_per_handshake"), 1),
             kib(r.get("server", "rss_per_conn_bytes")),
+            kib(r.get("server", "rss_per_conn_held_bytes")),
             num((r.get("server", "rss_peak_kb") or 0) / 1024, 1) if r.ok else NA,
             "—",
             other_cell(r),
             status_note(r),
         ])
     head = ["server", "held", "handshakes/s", "handshake p50 ms", "handshake p99 ms",
-            "server CPU µs/handshake", "RSS/conn KiB", "peak RSS MiB", "frames/send",
+            "server CPU µs/handshake", "RSS/conn KiB", "RSS/conn KiB after the hold",
+            "peak RSS MiB", "frames/send",
             "other load", "notes"]
     ceil = ceiling_handshakes(rs)
     return (f"## HOLD-{kilo(n)}: idle connections\n\n"
@@ -334,7 +336,8 @@ def section_hold(runs, meta):
             f"as the tool's connect window allows, then held for "
             f"{rs[0].get('params', 'duration')} s. RSS/conn is the server's RSS growth from "
             f"before the first connect to all connected, divided by the connections (user "
-            f"space only: the kernel's ≈4.5 KB per socket is not in any process's RSS). "
+            f"space only: the kernel's ≈4.5 KB per socket is not in any process's RSS); "
+            f"after the hold, the same growth measured at the end of the hold. "
             f"No messages flow, so frames/send does not apply. Handshakes/s is bounded by the "
             f"load tool too (its connect window and its one core): compare the server's CPU "
             f"per handshake and the handshake p99 rather than the rate.\n\n"
@@ -472,6 +475,178 @@ def section_maxconn(runs, meta):
 # ------------------------------------------------------------------------------------------
 # Chart
 # ------------------------------------------------------------------------------------------
+
+TLS_ORDER = ["ringcast", "ringcast-nooffload", "bun"]
+TLS_LABEL = {
+    "ringcast": "ringcast, record offload on (default)",
+    "ringcast-nooffload": "ringcast, `--tls-offload off` (mbedtls records)",
+    "bun": "Bun (BoringSSL, uWebSockets)",
+}
+
+
+def tls_runs(runs, rid):
+    servers = {s for (s, r) in runs if r == rid}
+    known = [s for s in TLS_ORDER if s in servers]
+    return [runs[(s, rid)] for s in known + sorted(servers - set(known))]
+
+
+def tls_label(run):
+    return TLS_LABEL.get(run.server, run.server)
+
+
+def ratio(a, b):
+    return None if a is None or b is None or b == 0 else a / b
+
+
+def section_wss(runs, meta):
+    hold, full, chat = tls_runs(runs, "wss-hold"), tls_runs(runs, "wss-full"), \
+        tls_runs(runs, "wss-chat")
+    if not (hold or full or chat):
+        return None
+    any_run = next(r for r in hold + full + chat)
+    suites = sorted({r.get("tls", "suite") for r in hold + full + chat if r.get("tls", "suite")})
+    parts = ["## WSS: TLS (wss://) on one server core\n\n"
+             f"Every server serves the same certificate and key (ECDSA P-256, made by "
+             f"`tools/gen-certs.sh` for the run), pinned to CPU {meta.get('server_cpu', '?')} "
+             f"like every other run. ringcast-bench's client is mbedtls 2.28, which speaks TLS "
+             f"1.2 only, so every server ran TLS 1.2 here; the suites agreed: "
+             f"{', '.join('`' + s + '`' for s in suites) or NA}. ringcast runs twice: with its "
+             f"own record layer after the handshake (the default) and with `--tls-offload off`, "
+             f"mbedtls's record layer for the whole connection; both with their default of 256 "
+             f"handshakes under way at once (`--tls-max-handshakes`: later connections wait, "
+             f"unread, for a turn).\n"]
+    if hold:
+        n = hold[0].get("params", "connections")
+        rows = []
+        for r in hold:
+            rows.append([
+                tls_label(r),
+                num(r.get("connections", "held")),
+                kib(r.get("server", "rss_per_conn_held_bytes")),
+                kib(r.get("server", "rss_per_conn_bytes")),
+                num((r.get("server", "rss_peak_kb") or 0) / 1024, 1) if r.ok else NA,
+                num(r.get("tls", "resumed")),
+                num(r.get("tls", "resumed_rate")),
+                num(r.get("server", "cpu_us_per_handshake"), 1),
+                ms(r.get("tls", "resumed_latency_us", "p99")),
+                other_cell(r),
+                status_note(r),
+            ])
+        head = ["server", "held", "RSS/conn KiB after the hold", "RSS/conn KiB when all connected",
+                "peak RSS MiB", "resumed handshakes", "resumed/s", "server CPU µs/connection",
+                "TLS handshake p99 ms", "other load", "notes"]
+        parts.append(
+            f"### WSS-HOLD-{kilo(n)}: idle wss connections, resumed handshakes\n\n"
+            f"{n:,} wss connections in rooms of {hold[0].get('params', 'room_size')}, held for "
+            f"{hold[0].get('params', 'duration')} s. Each load-tool worker makes one full "
+            f"handshake and resumes that session (ticket) in every later one (`--tls-resume`): "
+            f"a full handshake costs the tool more CPU than any of these servers, so without "
+            f"resumption the tool's core would set the pace. **RSS/conn after the hold** is "
+            f"the server's RSS growth from before the first connect to the end of the hold, "
+            f"per connection held: what an idle wss connection costs once the connection storm "
+            f"is over. The figure when all had just connected is beside it; the difference is "
+            f"memory of handshakes in flight (up to the tool's connect window, "
+            f"{meta.get('wss_hold_window', '?')} at once) not yet returned. "
+            f"Server CPU per connection covers TCP, the TLS handshake and the upgrade.\n\n"
+            + table(head, rows) + "\n\nCommands:\n\n" + commands(runs, "wss-hold") + "\n")
+    if full or hold:
+        rows = []
+        for kind, rs in (("full", full), ("resumed", hold)):
+            for r in rs:
+                cpu = r.get("server", "cpu_us_per_handshake")
+                rows.append([
+                    tls_label(r), kind,
+                    num(r.get("tls", kind)),
+                    num(r.get("tls", f"{kind}_rate")),
+                    num(cpu, 1),
+                    num(1e6 / cpu) if cpu else NA,
+                    ms(r.get("tls", f"{kind}_latency_us", "p50")),
+                    ms(r.get("tls", f"{kind}_latency_us", "p99")),
+                    num(r.get("client", "cpu_us_per_handshake"), 1),
+                    other_cell(r),
+                    status_note(r),
+                ])
+        head = ["server", "handshake", "count", "measured/s", "server CPU µs/connection",
+                "→ connections/s per server core", "TLS p50 ms", "TLS p99 ms",
+                "tool CPU µs/connection", "other load", "notes"]
+        nf = full[0].get("params", "connections") if full else None
+        parts.append(
+            "### WSS handshakes: full and resumed\n\n"
+            + (f"Full: {nf:,} connections, each a full handshake (ECDHE X25519, ECDSA P-256 "
+               f"signature), {meta.get('wss_full_window', '?')} in flight at once. "
+               if full else "")
+            + "Resumed: the WSS-HOLD run above. The measured rate is bounded by the load tool "
+              "(its own full handshake costs it more CPU than the servers', on one core): "
+              "compare the **server CPU per connection**, and the rate one server core could "
+              "sustain at that cost (1,000,000 / CPU µs), rather than the measured rate.\n\n"
+            + table(head, rows) + "\n\n"
+            + ("Commands:\n\n" + commands(runs, "wss-full") + "\n" if full else ""))
+    if chat:
+        c0 = chat[0]
+        n, m, rate = (c0.get("params", "connections"), c0.get("params", "room_size"),
+                      c0.get("params", "rate"))
+        rows = []
+        for r in chat:
+            exp, rcv = r.get("messages", "expected"), r.get("messages", "received")
+            loss = (1 - rcv / exp) if exp else None
+            rows.append([
+                tls_label(r),
+                num(r.get("messages", "deliveries_per_s")),
+                NA if loss is None else f"{loss * 100:.2f}%",
+                ms(r.get("messages", "latency_us", "p50")),
+                ms(r.get("messages", "latency_us", "p99")),
+                num(r.get("server", "cpu_us_per_delivery"), 2),
+                kib(r.get("server", "rss_per_conn_bytes")),
+                tool_cell(r),
+                other_cell(r),
+                status_note(r),
+            ])
+        head = ["server", "deliveries/s", "loss", "p50 ms", "p99 ms", "server CPU µs/delivery",
+                "RSS/conn KiB", "tool core", "other load", "notes"]
+        parts.append(
+            f"### WSS-CHAT-{kilo(n)} at {rate:,.0f} publishes/s (offered: "
+            f"{rate * (m - 1):,.0f} deliveries/s)\n\n"
+            f"The CHAT scenario over wss: {n:,} clients in rooms of {m}, random publishers, "
+            f"{c0.get('params', 'duration')} s after {c0.get('params', 'warmup')} s of warmup, "
+            f"connections made with `--tls-resume`. Every delivery is a TLS record the server "
+            f"seals for one recipient.\n\n"
+            + table(head, rows) + "\n\nCommands:\n\n" + commands(runs, "wss-chat") + "\n")
+    parts.append(wss_verdict(hold, full, chat))
+    return "\n".join(p for p in parts if p)
+
+
+def wss_verdict(hold, full, chat):
+    """Where mbedtls (ringcast) is slower than Bun's BoringSSL, from the figures above."""
+    def pick(rs, server):
+        return next((r for r in rs if r.server == server and r.ok), None)
+
+    lines = ["### Where mbedtls is slower than Bun's TLS\n"]
+    rows = []
+    for name, rs, path in (("full handshake, server CPU µs", full,
+                            ("server", "cpu_us_per_handshake")),
+                           ("resumed handshake, server CPU µs", hold,
+                            ("server", "cpu_us_per_handshake")),
+                           ("wss delivery, server CPU µs", chat, ("server", "cpu_us_per_delivery")),
+                           ("idle wss connection, RSS B after the hold", hold,
+                            ("server", "rss_per_conn_held_bytes"))):
+        rc, bun = pick(rs, "ringcast"), pick(rs, "bun")
+        a = rc.get(*path) if rc else None
+        b = bun.get(*path) if bun else None
+        q = ratio(a, b)
+        rows.append([name, num(a, 1), num(b, 1),
+                     NA if q is None else f"{q:.2f}×",
+                     NA if q is None else ("ringcast slower" if q > 1.05 else
+                                           "ringcast cheaper" if q < 0.95 else "even")])
+    lines.append(table(["cost", "ringcast", "Bun", "ringcast / Bun", ""], rows))
+    lines.append("")
+    lines.append("What the profiles say (tools/bench/README.md, section \"wss:// measured "
+                 "here\"): a full handshake in ringcast is almost all mbedtls's portable "
+                 "bignum and elliptic-curve code (X25519 and the ECDSA P-256 signature) and the "
+                 "allocations it makes, where BoringSSL has assembly for both; a resumed "
+                 "handshake is hashing and the ticket's AEAD. Once a connection is established "
+                 "the record layer is ringcast's own (the offload) on mbedtls's AES-GCM.")
+    return "\n".join(lines) + "\n"
+
 
 def chart_title(runs, meta):
     title = "ringcast and peers, same load, server on one core"
@@ -636,6 +811,8 @@ def render(out, md_path, png_path):
                               f"transport only; ringcast-bench `--protocol socketio`)"],
                 ["Python websockets", f"{meta.get('py_websockets') or '?'} (Python "
                                       f"{meta.get('python', '?')})"],
+                ["TLS (wss rows)", f"ringcast: mbedtls {meta.get('mbedtls') or '?'} (Debian); "
+                                   f"Bun: its built-in BoringSSL; load tool: mbedtls, TLS 1.2"],
                 ["syscall counting", ("perf stat on the server's send syscalls during every "
                                       "run (" + meta.get("perf", "?") + ")")
                  if meta.get("syscalls") == "1" else "off"],
@@ -675,7 +852,7 @@ def render(out, md_path, png_path):
     elif png_path:
         doc += [f"(No chart: {chart_err}.)", ""]
 
-    for section in (section_hold, section_chat, section_fanout, section_maxconn):
+    for section in (section_hold, section_chat, section_fanout, section_maxconn, section_wss):
         s = section(runs, meta)
         if s:
             doc += [s, ""]

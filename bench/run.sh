@@ -9,7 +9,9 @@
 #   --quick             small counts and short runs: a smoke run of the whole suite
 #   --only SERVERS      comma-separated: ringcast,bun,node-ws,socketio,py-websockets
 #                       (default ringcast,bun,node-ws,socketio)
-#   --scenarios LIST    comma-separated: hold,chat,fanout,maxconn (default all four)
+#   --scenarios LIST    comma-separated: hold,chat,fanout,maxconn,wss (default all five)
+#   --tls-servers LIST  servers of the wss scenarios: ringcast,ringcast-nooffload,bun
+#                       (default all three)
 #   --chat-rates LIST   publishes/s of the CHAT runs (default 2000,10000,30000)
 #   --build-dir DIR     where ringcast is built (default build)
 #   --out DIR           raw results (default bench/out/suite-DATE; bench/out/latest points to it)
@@ -27,7 +29,8 @@ cd "$(dirname "$0")/.."
 ROOT=$PWD
 
 servers=ringcast,bun,node-ws,socketio
-scenarios=hold,chat,fanout,maxconn
+scenarios=hold,chat,fanout,maxconn,wss
+tls_servers=ringcast,ringcast-nooffload,bun
 chat_rates=2000,10000,30000
 quick=0
 build_dir=build
@@ -38,12 +41,13 @@ quiet_wait=""
 render=1
 argv_text="bench/run.sh${*:+ $*}"
 
-usage() { sed -n '3,23p' "$0" | sed 's/^# \{0,1\}//'; }
+usage() { sed -n '3,25p' "$0" | sed 's/^# \{0,1\}//'; }
 while [ $# -gt 0 ]; do
     case $1 in
     --quick) quick=1 ;;
     --only) servers=$2; shift ;;
     --scenarios) scenarios=$2; shift ;;
+    --tls-servers) tls_servers=$2; shift ;;
     --chat-rates) chat_rates=$2; shift ;;
     --build-dir) build_dir=$2; shift ;;
     --out) out=$2; shift ;;
@@ -66,12 +70,17 @@ if [ $quick = 1 ]; then
     CHAT_CONNS=2000 CHAT_S=3 CHAT_WARMUP=1
     FANOUT_CONNS=1000 FANOUT_S=3
     MAX_TARGET=25000 MAX_RATE=5000 MAX_S=20
+    WSS_HOLD_CONNS=2000 WSS_FULL_CONNS=200 WSS_CHAT_CONNS=2000 WSS_CHAT_RATE=2000
 else
     HOLD_CONNS=15000 HOLD_S=10
     CHAT_CONNS=10000 CHAT_S=10 CHAT_WARMUP=2
     FANOUT_CONNS=5000 FANOUT_S=10
     MAX_TARGET=100000 MAX_RATE=5000 MAX_S=60
+    WSS_HOLD_CONNS=10000 WSS_FULL_CONNS=1000 WSS_CHAT_CONNS=10000 WSS_CHAT_RATE=10000
 fi
+# Full TLS handshakes in flight at once: the tool's own handshake costs it more CPU than the
+# servers', so more in flight would only make every one of them wait longer.
+WSS_FULL_WINDOW=64
 ROOM_SIZE=50
 [ -n "$quiet_wait" ] || quiet_wait=$([ $quick = 1 ] && echo 5 || echo 30)
 FANOUT_INFLIGHT=16
@@ -179,9 +188,17 @@ PY=/usr/bin/python3
     echo "server_cpu=$SERVER_CPU"
     echo "load_cpu=$LOAD_CPU"
     echo "servers=$servers"
+    echo "tls_servers=$tls_servers"
+    echo "wss_full_window=$WSS_FULL_WINDOW"
+    echo "wss_hold_window=1024"
+    echo "mbedtls=$(dpkg-query -W -f='${Version}' libmbedtls-dev 2>/dev/null || true)"
     echo "scenarios=$scenarios"
     echo "chat_rates=$chat_rates"
 } >"$out/meta.env"
+
+# The wss scenarios' certificate, the same for every server: ECDSA P-256 for localhost.
+CERTS=$out/certs
+case ,$scenarios, in *,wss,*) tools/gen-certs.sh "$CERTS" ;; esac
 
 # ---------------------------------------------------------------------------------------------
 # Servers
@@ -199,6 +216,18 @@ set -E
 
 # server_cmd SERVER SCENARIO: the command line, without the pinning.
 server_cmd() {
+    case $2 in wss-*)
+        local tls="--tls-listen 127.0.0.1:0 --tls-cert $CERTS/ec.crt --tls-key $CERTS/ec.key"
+        case $1 in
+        ringcast) echo "$RINGCAST --listen 127.0.0.1:0 $tls --shards 1" ;;
+        ringcast-nooffload) echo "$RINGCAST --listen 127.0.0.1:0 $tls --shards 1 --tls-offload off" ;;
+        bun)
+            [ -n "$BUN" ] || return 1
+            echo "env TLS_CERT=$CERTS/ec.crt TLS_KEY=$CERTS/ec.key $BUN $ROOT/bench/peers/bun-server.js 0" ;;
+        *) return 1 ;;
+        esac
+        return 0 ;;
+    esac
     case $1 in
     ringcast)
         if [ "$2" = maxconn ]; then
@@ -221,9 +250,10 @@ start_server() {
     # shellcheck disable=SC2086  # the command is split on purpose; no path has a space
     taskset -c $SERVER_CPU $cmd >"$3" 2>&1 </dev/null &
     SRV_PID=$!
-    local i
+    local i scheme=ws
+    case $2 in wss-*) scheme=wss ;; esac
     for i in $(seq 100); do
-        SRV_PORT=$(sed -n 's|.*listening on ws://127\.0\.0\.1:\([0-9][0-9]*\).*|\1|p' "$3" | head -1)
+        SRV_PORT=$(sed -n "s|.*listening on $scheme://127\.0\.0\.1:\([0-9][0-9]*\).*|\1|p" "$3" | head -1)
         [ -n "$SRV_PORT" ] && return 0
         kill -0 "$SRV_PID" 2>/dev/null || break
         sleep 0.1
@@ -282,10 +312,13 @@ run_one() {
     local pre_busy
     pre_busy=$(wait_quiet)
     start_server "$server" "$scen" "$base.server.log"
-    local url_path
+    local url_path scheme=ws bench_scen=$scen
     case $scen in
     hold | maxconn | chat) url_path=/room/ ;;
     fanout) url_path=/room/fanout ;;
+    wss-*)
+        url_path=/room/ scheme=wss bench_scen=${scen#wss-}
+        [ "$bench_scen" = full ] && bench_scen=hold ;;
     esac
     local proto=()
     if [ "$server" = socketio ]; then
@@ -294,15 +327,14 @@ run_one() {
         url_path=/socket.io/
         proto=(--protocol socketio)
     fi
-    local bench_scen=$scen
     [ "$scen" = maxconn ] && bench_scen=ramp
-    local args=("$bench_scen" --url "ws://127.0.0.1:$SRV_PORT$url_path" "${proto[@]}" "$@" --pid "$SRV_PID" --json --quiet)
+    local args=("$bench_scen" --url "$scheme://127.0.0.1:$SRV_PORT$url_path" "${proto[@]}" "$@" --pid "$SRV_PID" --json --quiet)
     {
         echo "server: taskset -c $SERVER_CPU $(server_cmd "$server" "$scen" | sed "s|$ROOT/||g")"
         echo "load: taskset -c $LOAD_CPU $build_dir/ringcast-bench ${args[*]}" |
             sed -e "s|127\.0\.0\.1:$SRV_PORT|127.0.0.1:PORT|" -e "s|--pid $SRV_PID|--pid SERVER_PID|"
     } >"$base.cmd"
-    if [ "$server" = ringcast ]; then
+    if [ "$server" = ringcast ] && [ $scheme = ws ]; then
         curl -s --max-time 5 "http://127.0.0.1:$SRV_PORT/stats" >"$base.stats0" || true
     fi
     PERF_PID=""
@@ -325,7 +357,7 @@ run_one() {
         wait "$PERF_PID" 2>/dev/null || true
         PERF_PID=""
     fi
-    if [ "$server" = ringcast ]; then
+    if [ "$server" = ringcast ] && [ $scheme = ws ]; then
         curl -s --max-time 5 "http://127.0.0.1:$SRV_PORT/stats" >"$base.stats1" || true
     fi
     {
@@ -350,10 +382,16 @@ run_one() {
 has() { case ,$1, in *,$2,*) return 0 ;; esac; return 1; }
 
 IFS=, read -r -a server_list <<<"$servers"
+IFS=, read -r -a tls_list <<<"$tls_servers"
 IFS=, read -r -a rate_list <<<"$chat_rates"
 for server in "${server_list[@]}"; do
     server_cmd "$server" hold >/dev/null || die "unknown or missing server '$server'"
 done
+if has "$scenarios" wss; then
+    for server in "${tls_list[@]}"; do
+        server_cmd "$server" wss-hold >/dev/null || die "unknown or missing wss server '$server'"
+    done
+fi
 
 for server in "${server_list[@]}"; do
     log "== $server"
@@ -378,6 +416,21 @@ for server in "${server_list[@]}"; do
             --connections $MAX_TARGET --room-size $ROOM_SIZE --rate $MAX_RATE --duration $MAX_S
     fi
 done
+
+# TLS: idle wss connections made with resumed handshakes, full handshakes, CHAT over wss.
+if has "$scenarios" wss; then
+    for server in "${tls_list[@]}"; do
+        log "== $server (wss)"
+        BENCH_LIMIT_S=$((HOLD_S + 120)) run_one "$server" wss-hold wss-hold \
+            --connections $WSS_HOLD_CONNS --room-size $ROOM_SIZE --duration $HOLD_S --tls-resume
+        BENCH_LIMIT_S=180 run_one "$server" wss-full wss-full \
+            --connections $WSS_FULL_CONNS --room-size $ROOM_SIZE --duration 1 \
+            --connect-window $WSS_FULL_WINDOW
+        BENCH_LIMIT_S=$((CHAT_S + CHAT_WARMUP + 120)) run_one "$server" wss-chat wss-chat \
+            --connections $WSS_CHAT_CONNS --room-size $ROOM_SIZE --rate $WSS_CHAT_RATE \
+            --duration $CHAT_S --warmup $CHAT_WARMUP --payload $PAYLOAD --tls-resume
+    done
+fi
 
 if [ $render = 1 ]; then
     /usr/bin/python3 bench/render.py "$out" --markdown bench/RESULTS.md --png bench/results.png
