@@ -163,8 +163,6 @@ static void try_finish(struct shard *s, struct conn *c)
     c->state = CONN_RELEASING;
 }
 
-/* ---- accept --------------------------------------------------------------------------- */
-
 /* ---- TLS handshake admission ------------------------------------------------------------ */
 
 /*
@@ -234,6 +232,8 @@ void conn_admit_handshakes(struct shard *s)
         hs_begin(s, c);
     }
 }
+
+/* ---- accept --------------------------------------------------------------------------- */
 
 void conn_accepted(struct shard *s, uint32_t idx, bool tls)
 {
