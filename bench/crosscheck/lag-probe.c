@@ -1,12 +1,13 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * lag-probe: how late a sender paced the way ringcast-bench paces its publishes wakes up on
- * this machine. ringcast-bench stamps each publish with its *scheduled* time and waits for it
- * in io_uring_submit_and_wait_timeout (spinning instead when less than 20 us remain), so its
- * latency figures include this wake-up lag; chat-client.js stamps the time of the actual send
- * and does not. This program repeats only that wait, on an otherwise idle ring, and prints the
- * lag's percentiles: the floor of what ringcast-bench's own pacing adds (its loop also handles
- * receives, which can only delay it more).
+ * this machine. ringcast-bench waits for each publish's due time in
+ * io_uring_submit_and_wait_timeout (spinning instead when less than 20 us remain). By default
+ * (--stamp send) it stamps the actual send and reports this lag apart, as send_lag_us; with
+ * --stamp schedule the lag is inside its latency figures. This program repeats only that wait,
+ * on an otherwise idle ring, and prints the lag's percentiles: the floor of what
+ * ringcast-bench's own pacing adds (its loop also handles receives, which can only delay it
+ * more).
  *
  *   cc -O2 -o lag-probe lag-probe.c -luring
  *   taskset -c 1 ./lag-probe RATE COUNT          # prints one JSON line
