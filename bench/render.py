@@ -222,6 +222,11 @@ def fps(run):
     return f"{v:.2f}" if how == "stats" else f"≈{v:.2f}"
 
 
+def loss_cell(run):
+    exp, rcv = run.get("messages", "expected"), run.get("messages", "received")
+    return f"{(1 - rcv / exp) * 100:.2f}%" if exp and rcv is not None else NA
+
+
 def tool_cell(run):
     share = run.tool_share()
     if share is None:
@@ -377,12 +382,10 @@ def section_chat(runs, meta):
         rs = [runs[(s, rid)] for s in order({s for (s, r) in runs if r == rid})]
         rows = []
         for r in rs:
-            exp, rcv = r.get("messages", "expected"), r.get("messages", "received")
-            loss = (1 - rcv / exp) if exp else None
             rows.append([
                 SERVER_LABEL.get(r.server, r.server),
                 num(r.get("messages", "deliveries_per_s")),
-                NA if loss is None else f"{loss * 100:.2f}%",
+                loss_cell(r),
                 ms(r.get("messages", "latency_us", "p50")),
                 ms(r.get("messages", "latency_us", "p99")),
                 num(r.get("server", "cpu_us_per_delivery"), 2),
@@ -587,12 +590,10 @@ def section_wss(runs, meta):
                       c0.get("params", "rate"))
         rows = []
         for r in chat:
-            exp, rcv = r.get("messages", "expected"), r.get("messages", "received")
-            loss = (1 - rcv / exp) if exp else None
             rows.append([
                 tls_label(r),
                 num(r.get("messages", "deliveries_per_s")),
-                NA if loss is None else f"{loss * 100:.2f}%",
+                loss_cell(r),
                 ms(r.get("messages", "latency_us", "p50")),
                 ms(r.get("messages", "latency_us", "p99")),
                 num(r.get("server", "cpu_us_per_delivery"), 2),

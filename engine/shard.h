@@ -170,7 +170,7 @@ struct shard_stats {
      * the last one +Inf. */
     atomic_uint_fast64_t lat_buckets[LAT_NR_BUCKETS];
     atomic_uint_fast64_t lat_sum_ns;
-    atomic_uint_fast64_t cqes; /* completions handled */
+    atomic_uint_fast64_t cqes;            /* completions handled */
     atomic_uint_fast64_t tls_handshaking; /* gauge: hs_active */
     atomic_uint_fast64_t tls_waiting;     /* gauge: hs_waiting */
 };

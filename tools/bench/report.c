@@ -227,8 +227,7 @@ static void summary_messages(FILE *f, const struct bench_result *r)
                 (unsigned long long)t->unexpected);
     quantiles(f, r->o->scenario == SC_ECHO ? "round trip" : "latency", &r->lat);
     if (r->o->stamp_schedule)
-        fputs("               (from the scheduled send time: the send lag below is included)\n",
-              f);
+        fputs("               (from the scheduled send time: the send lag below is included)\n", f);
     quantiles(f, "send lag", &r->lag);
 }
 
