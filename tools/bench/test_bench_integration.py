@@ -44,6 +44,25 @@ def expect(rec, path, want):
     assert v == want, "%s is %r, want %r\n%s" % (path, v, want, rec["_summary"])
 
 
+def expect_exact(rec, held, published, deliveries):
+    """Every connection held, every delivery received once and in order, nothing malformed."""
+    expect(rec, "connections.held", held)
+    expect(rec, "messages.published", published)
+    expect(rec, "messages.expected", deliveries)
+    expect(rec, "messages.received", deliveries)
+    for field in ("lost", "reordered", "duplicates", "malformed", "unexpected"):
+        expect(rec, "messages." + field, 0)
+    expect(rec, "ok", True)
+
+
+def expect_refused(*command_lines):
+    """Each bad command line exits 2 with one line on stderr."""
+    for args in command_lines:
+        p = subprocess.run([BENCH] + list(args), capture_output=True, text=True, timeout=10)
+        assert p.returncode == 2, (args, p.returncode, p.stderr)
+        assert p.stderr.count("\n") == 1 and p.stderr.startswith("ringcast-bench: "), p.stderr
+
+
 def case_hold(b):
     r = bench("hold", "--url", b.url + "/room/lobby", "--connections", 2000, "--duration", 2,
               "--pid", b.proc.pid)
@@ -62,18 +81,9 @@ def case_chat(b):
     # the 9 other members of its room.
     r = bench("chat", "--url", b.url + "/room/", "--connections", 200, "--room-size", 10,
               "--rate", 200, "--duration", 3)
-    expect(r, "connections.held", 200)
-    expect(r, "messages.published", 600)
-    expect(r, "messages.expected", 600 * 9)
-    expect(r, "messages.received", 600 * 9)
-    expect(r, "messages.lost", 0)
-    expect(r, "messages.reordered", 0)
-    expect(r, "messages.duplicates", 0)
-    expect(r, "messages.malformed", 0)
-    expect(r, "messages.unexpected", 0)
+    expect_exact(r, held=200, published=600, deliveries=600 * 9)
     expect(r, "messages.seq_tracked", True)
     expect(r, "messages.latency_us.count", 600 * 9)
-    expect(r, "ok", True)
 
 
 def case_chat_uneven_rooms_two_workers(b):
@@ -152,17 +162,8 @@ def case_wss_chat(b):
     # 100 clients in 10 rooms of 10, 100 publishes/s for 3 s: 300 publishes, 9 deliveries each.
     r = bench("chat", "--url", wss_url(b) + "/room/", "--connections", 100, "--room-size", 10,
               "--rate", 100, "--duration", 3, "--connect-window", 64)
-    expect(r, "connections.held", 100)
+    expect_exact(r, held=100, published=300, deliveries=300 * 9)
     expect(r, "tls.full", 100)
-    expect(r, "messages.published", 300)
-    expect(r, "messages.expected", 300 * 9)
-    expect(r, "messages.received", 300 * 9)
-    expect(r, "messages.lost", 0)
-    expect(r, "messages.reordered", 0)
-    expect(r, "messages.duplicates", 0)
-    expect(r, "messages.malformed", 0)
-    expect(r, "messages.unexpected", 0)
-    expect(r, "ok", True)
 
 
 def case_wss_resume(b):
@@ -233,15 +234,12 @@ def tls_args(certs):
 def case_command_line():
     p = subprocess.run([BENCH, "--help"], capture_output=True, text=True, timeout=10)
     assert p.returncode == 0 and "scenarios" in p.stdout, p
-    for args in (["chat"], ["storm", "--url", "ws://127.0.0.1:1/"],
-                 ["hold", "--url", "ws://10.0.0.1:80/room/x"],
-                 ["hold", "--url", "ws://127.0.0.1:1/", "--connections", "0"],
-                 ["hold", "--url", "ws://127.0.0.1:1/", "--tls-resume"],
-                 ["hold", "--url", "wss://127.0.0.1:1/", "--tls-verify", "/nonexistent.pem"],
-                 ["hold", "--url", "http://127.0.0.1:1/"]):
-        p = subprocess.run([BENCH] + args, capture_output=True, text=True, timeout=10)
-        assert p.returncode == 2, (args, p.returncode, p.stderr)
-        assert p.stderr.count("\n") == 1 and p.stderr.startswith("ringcast-bench: "), p.stderr
+    expect_refused(["chat"], ["storm", "--url", "ws://127.0.0.1:1/"],
+                   ["hold", "--url", "ws://10.0.0.1:80/room/x"],
+                   ["hold", "--url", "ws://127.0.0.1:1/", "--connections", "0"],
+                   ["hold", "--url", "ws://127.0.0.1:1/", "--tls-resume"],
+                   ["hold", "--url", "wss://127.0.0.1:1/", "--tls-verify", "/nonexistent.pem"],
+                   ["hold", "--url", "http://127.0.0.1:1/"])
 
 
 def main():
