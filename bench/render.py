@@ -362,6 +362,17 @@ def chat_ids(runs):
     return sorted(ids, key=lambda i: int(i.split("-", 1)[1]))
 
 
+def poll_note(r):
+    """One sentence on how the load tool waits, the same for every server."""
+    p = r.get("params", "poll_us")
+    if p is None:
+        return ""
+    if p == 0:
+        return " The load tool blocks as soon as it has nothing to receive (`--poll-us 0`)."
+    return (f" After a loop turn that completed something, the load tool polls for {p} µs "
+            f"before it blocks (`--poll-us`, tools/bench/README.md), the same for every server.")
+
+
 def section_chat(runs, meta):
     ids = chat_ids(runs)
     if not ids:
@@ -376,7 +387,8 @@ def section_chat(runs, meta):
              f"is end to end, from the timestamp in the payload to its receipt, after "
              f"{first.get('params', 'warmup')} s of warmup; deliveries/s is over the whole "
              f"publishing time. Server CPU per delivery is the server's CPU time while "
-             f"publishing divided by the deliveries.\n"]
+             f"publishing divided by the deliveries."
+             + poll_note(first) + "\n"]
     for rid in ids:
         rate = int(rid.split("-", 1)[1])
         rs = [runs[(s, rid)] for s in order({s for (s, r) in runs if r == rid})]

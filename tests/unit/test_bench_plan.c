@@ -50,6 +50,9 @@ static void defaults_per_scenario(void **state)
     assert_true(o.stamp_schedule);
     assert_int_equal(parse(&o, "chat --url ws://127.0.0.1:8080/room/ --stamp send"), 0);
     assert_false(o.stamp_schedule);
+    assert_int_equal(o.poll_us, 30); /* a short poll before blocking, by default */
+    assert_int_equal(parse(&o, "chat --url ws://127.0.0.1:8080/room/ --poll-us 0"), 0);
+    assert_int_equal(o.poll_us, 0);
 
     assert_int_equal(parse(&o, "hold --url ws://127.0.0.1:8080/room/lobby --connections 100000"),
                      0);
@@ -85,6 +88,8 @@ static void bad_command_lines(void **state)
         "chat --url ws://127.0.0.1:1/ --payload 20", /* under the header */
         "chat --url ws://127.0.0.1:1/ --rate -5",
         "chat --url ws://127.0.0.1:1/ --stamp later",
+        "chat --url ws://127.0.0.1:1/ --poll-us 1001",
+        "chat --url ws://127.0.0.1:1/ --poll-us -1",
         "chat --url ws://127.0.0.1:1/ --workers 0",
         "hold --url ws://127.0.0.1:1/ --connections 100000 --workers 1", /* > a ring */
         "chat --url ws://127.0.0.1:1/ --bogus",

@@ -88,6 +88,7 @@ struct worker_stats {
     uint64_t max_lag_ns;  /* how late a publish went out against its schedule */
     uint64_t late;        /* publishes more than 1 ms late */
     uint64_t seq_tracked; /* 1 when reordering and duplicates are checked */
+    uint64_t waits_run;   /* waits that could block, from t_run_start to the end of the drain */
     /* this process */
     uint64_t cpu_us;         /* user + system, refreshed about every 100 ms */
     uint64_t cpu_us_connect; /* spent until the connect phase was over */

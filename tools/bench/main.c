@@ -172,6 +172,7 @@ static void gather(struct parent *p)
         SUM(rx_frames);
         SUM(pings);
         SUM(nobufs);
+        SUM(waits_run);
         SUM(late);
         SUM(connect_done);
         SUM(exited);

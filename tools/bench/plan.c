@@ -55,6 +55,8 @@ static const char usage[] =
     "  --stamp WHEN          time in each payload: send (taken as the frame is written; the\n"
     "                        default) or schedule (when it was due, so the tool's own lag\n"
     "                        counts as latency); the send lag is reported either way\n"
+    "  --poll-us US          after a loop turn that completed something, poll this long\n"
+    "                        before the worker blocks (30; 0 = block at once; <= 1000)\n"
     "  --protocol NAME       client protocol: raw (room mode; the default) or socketio\n"
     "                        (Socket.IO v5 over Engine.IO v4 on the URL's path, e.g.\n"
     "                        /socket.io/, the room in the query; text only)\n"
@@ -233,6 +235,7 @@ enum {
     OPT_INFLIGHT,
     OPT_BINARY,
     OPT_STAMP,
+    OPT_POLL_US,
     OPT_PROTOCOL,
     OPT_WORKERS,
     OPT_SOURCE_IPS,
@@ -262,6 +265,7 @@ static const struct option long_opts[] = {
     {"inflight", required_argument, NULL, OPT_INFLIGHT},
     {"binary", no_argument, NULL, OPT_BINARY},
     {"stamp", required_argument, NULL, OPT_STAMP},
+    {"poll-us", required_argument, NULL, OPT_POLL_US},
     {"protocol", required_argument, NULL, OPT_PROTOCOL},
     {"workers", required_argument, NULL, OPT_WORKERS},
     {"source-ips", required_argument, NULL, OPT_SOURCE_IPS},
@@ -395,6 +399,10 @@ static int parse_one(struct bench_opts *o, struct given *g, int c, const char *a
         else
             return plan_err(err, cap, "--stamp must be send or schedule");
         return 0;
+    case OPT_POLL_US:
+        if (num_u32(a, 0, 1000, &o->poll_us) < 0)
+            return plan_err(err, cap, "--poll-us must be 0 to 1000");
+        return 0;
     case OPT_TLS_VERIFY:
         if (!a[0] || strlen(a) >= sizeof(o->tls_ca))
             return plan_err(err, cap, "--tls-verify needs a CA file path");
@@ -520,6 +528,7 @@ int plan_parse(struct bench_opts *o, int argc, char **argv, char *err, size_t ca
     memset(o, 0, sizeof(*o));
     o->proto = &proto_raw;
     o->payload = 100;
+    o->poll_us = 30;
     o->drain = 5;
     o->handshake_timeout = 10;
     o->stall = 3;

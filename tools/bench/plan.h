@@ -68,6 +68,7 @@ struct bench_opts {
     bool binary;
     bool stamp_schedule; /* payload time is the scheduled send time, not the actual one */
     bool quiet;
+    uint32_t poll_us; /* after a turn that completed something, poll this long before blocking */
     char plot[512];
 };
 

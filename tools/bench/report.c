@@ -247,6 +247,9 @@ static void summary_costs(FILE *f, const struct bench_result *r)
     char a[32];
     fprintf(f, "  receive      %.2f frames per recv, %s pings answered\n",
             per((double)t->rx_frames, (double)t->recvs), num(a, sizeof(a), t->pings));
+    if (messaging(r->o))
+        fprintf(f, "  waits        %.3f blocking waits per delivery (poll %u us before blocking)\n",
+                per((double)t->waits_run, (double)t->received), r->o->poll_us);
     fprintf(f,
             "  closing      %llu clean, %llu forced; closed by the server: %llu "
             "(1000: %llu, 1001: %llu, 1008: %llu, other: %llu)\n",
@@ -478,6 +481,8 @@ static void json_costs(FILE *f, const struct bench_result *r)
     json_num(f, r->client_busiest);
     fputs(",\"cpu_us_per_delivery\":", f);
     json_num(f, messaging(r->o) ? per((double)r->client_cpu_us_run, (double)t->received) : NAN);
+    fputs(",\"waits_per_delivery\":", f);
+    json_num(f, messaging(r->o) ? per((double)t->waits_run, (double)t->received) : NAN);
     fputs(",\"frames_per_recv\":", f);
     json_num(f, per((double)t->rx_frames, (double)t->recvs));
     fprintf(f, ",\"max_schedule_lag_us\":");
@@ -506,9 +511,9 @@ void report_json(FILE *f, const struct bench_result *r)
     json_num(f, o->warmup);
     fprintf(f,
             ",\"payload\":%u,\"inflight\":%u,\"workers\":%u,\"binary\":%s,\"tls\":%s,"
-            "\"tls_resume\":%s}",
+            "\"tls_resume\":%s,\"poll_us\":%u}",
             o->payload, o->inflight, r->workers, o->binary ? "true" : "false",
-            o->tls ? "true" : "false", o->tls_resume ? "true" : "false");
+            o->tls ? "true" : "false", o->tls_resume ? "true" : "false", o->poll_us);
     fputs(",\"wall_s\":", f);
     json_num(f, r->wall_s);
     fputs(",\"run_s\":", f);

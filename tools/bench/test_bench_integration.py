@@ -84,13 +84,19 @@ def case_chat(b):
     expect_exact(r, held=200, published=600, deliveries=600 * 9)
     expect(r, "messages.seq_tracked", True)
     expect(r, "messages.latency_us.count", 600 * 9)
+    expect(r, "params.poll_us", 30)  # the default: a short poll before each wait
+    assert r["client"]["waits_per_delivery"] >= 0, r["_summary"]
 
 
 def case_chat_uneven_rooms_two_workers(b):
     # 250 clients in rooms of 40 (six of 40, one of 10) over two worker processes; binary frames.
     r = bench("chat", "--url", b.url + "/room/uneven-", "--connections", 250, "--room-size", 40,
-              "--rate", 300, "--duration", 2, "--workers", 2, "--binary", "--payload", 300)
+              "--rate", 300, "--duration", 2, "--workers", 2, "--binary", "--payload", 300,
+              "--poll-us", 0)
     expect(r, "params.workers", 2)
+    # Without the poll a worker waits whenever its queue is empty: at 300 publishes/s, often.
+    expect(r, "params.poll_us", 0)
+    assert r["client"]["waits_per_delivery"] > 0, r["_summary"]
     expect(r, "messages.published", 600)
     exp = r["messages"]["expected"]
     # A publisher in a room of 40 reaches 39, in the room of 10 reaches 9; picks are random.

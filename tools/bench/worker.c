@@ -8,8 +8,14 @@
  *   2. do the phase's work: start connects (within the window, at the pace), publish what the
  *      schedule says is due, or start closing;
  *   3. every 100 ms: handshake timeouts, own CPU time;
- *   4. submit and wait for a completion or the next scheduled event, whichever is first;
+ *   4. submit and wait for a completion or the next scheduled event, whichever is first; for
+ *      --poll-us after a turn that completed something, only submit and collect what has
+ *      completed, without blocking;
  *   5. handle the completions, advance the CQ once, give receive buffers back in one go.
+ *
+ * Why poll: a client that blocks as soon as its CQ is empty is woken once per delivery or
+ * two at rooms of 50, and on loopback the server pays for those wake-ups inside its sends
+ * (measured in bench/crosscheck/README.md); a short poll gathers the rest of a fan-out first.
  */
 #include "worker.h"
 
@@ -128,6 +134,7 @@ static int setup(struct worker *w, const struct bench_opts *o, struct bench_shm 
     w->proto = o->proto;
     w->ctl = &shm->ctl;
     w->st = &shm->w[id];
+    w->poll_ns = (uint64_t)o->poll_us * 1000u;
     w->id = id;
     w->lo = lo;
     w->n = hi - lo;
@@ -363,7 +370,8 @@ static uint64_t next_wake(struct worker *w)
     return next;
 }
 
-static void reap(struct worker *w)
+/* Handles every completion in the CQ. Returns how many there were. */
+static unsigned reap(struct worker *w)
 {
     struct io_uring_cqe *cqe;
     unsigned head, n = 0;
@@ -379,6 +387,7 @@ static void reap(struct worker *w)
         io_uring_buf_ring_advance(w->br, (int)w->br_added);
         w->br_added = 0;
     }
+    return n;
 }
 
 static void run(struct worker *w)
@@ -408,14 +417,22 @@ static void run(struct worker *w)
             wait = 0;
         struct __kernel_timespec ts = {.tv_sec = (long long)(wait / 1000000000ull),
                                        .tv_nsec = (long long)(wait % 1000000000ull)};
-        struct io_uring_cqe *cqe;
-        int r = io_uring_submit_and_wait_timeout(&w->ring, &cqe, 1, &ts, NULL);
+        int r;
+        if (w->now < w->poll_until) {
+            r = io_uring_submit_and_get_events(&w->ring);
+        } else {
+            struct io_uring_cqe *cqe;
+            if (wait && (w->phase == PH_RUN || w->phase == PH_DRAIN) && w->run_started)
+                STAT_INC(w->st->waits_run);
+            r = io_uring_submit_and_wait_timeout(&w->ring, &cqe, 1, &ts, NULL);
+        }
         if (r < 0 && r != -ETIME && r != -EINTR && r != -EAGAIN && r != -EBUSY) {
             fatal(w, "io_uring_enter", -r);
             return;
         }
         w->now = bench_now();
-        reap(w);
+        if (reap(w))
+            w->poll_until = w->now + w->poll_ns;
     }
 }
 
