@@ -93,6 +93,8 @@ static const char usage[] =
     "  --connect-window K     handshakes in progress at once, all workers (256)\n"
     "  --handshake-timeout S  per connection (10)\n"
     "  --seed N               random seed for the publisher picks (from the clock)\n"
+    "  --poll-us US           after a wake-up that had events, poll (epoll_wait with no\n"
+    "                         timeout) for US microseconds before sleeping again (0)\n"
     "  --ranks                also report the latency by arrival order within a publish: of\n"
     "                         the first, the middle and the last member to receive it\n"
     "  --kernel-stamps        also report the latency to the kernel's receive timestamp\n"
@@ -114,7 +116,7 @@ struct opts {
     char path[512];  /* without the query */
     char query[512]; /* "?..." or empty */
     struct sockaddr_in addr;
-    uint32_t connections, room_size, payload, workers, connect_window;
+    uint32_t connections, room_size, payload, workers, connect_window, poll_us;
     double rate, duration, warmup, drain, handshake_timeout;
     uint64_t seed;
     bool ranks, kernel_stamps, wake_stamps, json, quiet;
@@ -175,6 +177,7 @@ struct worker {
     uint64_t t0, k, run_ns, warm_ns, t_end, drain_until, last_rx, close_until, next_scan;
     double period_ns, phase_off;
     uint64_t wall0, idle_ns;
+    uint64_t poll_until; /* --poll-us: epoll_wait does not sleep before this */
     struct rusage ru0;
     int64_t rt_off; /* CLOCK_REALTIME - CLOCK_MONOTONIC, for kernel receive stamps */
     struct wstats st;
@@ -476,7 +479,7 @@ static int parse_args(struct opts *o, int argc, char **argv)
         /* The options that take a value, each between spaces. */
         static const char valued[] = " --url --connections --room-size --rate --duration --warmup "
                                      "--drain --payload --workers --connect-window "
-                                     "--handshake-timeout --seed ";
+                                     "--handshake-timeout --seed --poll-us ";
         char key[64];
         snprintf(key, sizeof(key), " %s ", a);
         bool known = a[0] == '-' && strstr(valued, key) != NULL;
@@ -518,6 +521,8 @@ static int parse_args(struct opts *o, int argc, char **argv)
             o->handshake_timeout = x;
         else if (strcmp(a, "--seed") == 0 && !(r = num(a, v, 0, 4294967295.0, true, &x)))
             o->seed = (uint64_t)x;
+        else if (strcmp(a, "--poll-us") == 0 && !(r = num(a, v, 0, 1000, true, &x)))
+            o->poll_us = (uint32_t)x;
         if (r)
             return -1;
     }
@@ -1355,7 +1360,7 @@ static void worker_run(struct worker *w)
         housekeeping(w, before);
         if (w->phase == PH_CLOSING && (w->nr_closing == 0 || before >= w->close_until))
             break;
-        int nr = epoll_wait(w->ep, ev, MAX_EVENTS, loop_timeout_ms(w));
+        int nr = epoll_wait(w->ep, ev, MAX_EVENTS, before < w->poll_until ? 0 : loop_timeout_ms(w));
         uint64_t after = now_ns();
         if (w->phase == PH_RUN || w->phase == PH_DRAIN)
             w->idle_ns += after - before;
@@ -1366,6 +1371,7 @@ static void worker_run(struct worker *w)
         if (nr > 0) {
             w->st.wakes++;
             w->st.wake_events += (uint64_t)nr;
+            w->poll_until = after + (uint64_t)w->o->poll_us * 1000u;
         }
         for (int e = 0; e < nr; e++) {
             uint64_t id = ev[e].data.u64;
@@ -1642,10 +1648,10 @@ static void print_json(const struct opts *o, struct total *t)
     json_hist(f, "schedule_lag_us", t->s[S_LAG].v, t->s[S_LAG].n);
     fprintf(f,
             ",\"late_publishes\":%" PRIu64 ",\"queued_sends\":%" PRIu64 ",\"pings\":%" PRIu64
-            ",\"events_per_wake\":%.3f,\"reads_per_delivery\":%.3f}",
+            ",\"events_per_wake\":%.3f,\"reads_per_delivery\":%.3f,\"poll_us\":%u}",
             s->late, s->queued_sends, s->pings,
             s->wakes ? (double)s->wake_events / (double)s->wakes : 0,
-            s->received ? (double)s->reads / (double)s->received : 0);
+            s->received ? (double)s->reads / (double)s->received : 0, o->poll_us);
 }
 
 static void print_summary(const struct opts *o, struct total *t)

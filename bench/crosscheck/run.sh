@@ -5,7 +5,7 @@
 # the same load and the same pinning: epoll-client.c (C, epoll, built here into the result
 # directory) and chat-client.js (Node.js + ws). See README.md in this directory.
 #
-#   bench/crosscheck/run.sh                       # the three standard points, 3 repetitions
+#   bench/crosscheck/run.sh                       # the three standard points, 15 repetitions
 #   bench/crosscheck/run.sh --points 1000:10:500 --reps 5 --duration 10
 #   bench/crosscheck/run.sh --clients bench,epoll # leave chat-client.js out
 #
@@ -19,16 +19,17 @@
 # comparison (compare.js) and exits non-zero when, for epoll-client against ringcast-bench, the
 # medians of deliveries/s or p50 differ by more than the tolerance (10%), or a run failed or
 # lost deliveries (chat-client.js is compared too, but not judged: README.md says why).
-# Everything goes to 127.0.0.1; every run is bounded in time (the tools' own bounds; a point
-# takes about 5 minutes on a quiet machine, more when it waits for quiet or runs again).
+# Everything goes to 127.0.0.1; every run is bounded in time (the tools' own bounds; with the
+# two C clients a point takes about 6 minutes on a quiet machine, with chat-client.js and the
+# diagnostics about 11, more when it waits for quiet or runs again).
 set -euo pipefail
 
 here=$(cd "$(dirname "$0")" && pwd)
 root=$(cd "$here/../.." && pwd)
 
 points="1000:2:2000,1000:10:500,2000:50:200"
-reps=3
-duration=10
+reps=15
+duration=5
 warmup=1
 workers=2
 epoll_workers=1
@@ -40,6 +41,7 @@ quiet_idle=80
 max_other=25
 retries=2
 tolerance=10
+poll_us=30
 out=""
 node_args=""
 epoll_args=""
@@ -67,6 +69,8 @@ usage: bench/crosscheck/run.sh [options]
                      run again, up to --retries times ($max_other)
   --retries K        ($retries)
   --tolerance PCT    allowed difference of the medians of deliveries/s and p50 ($tolerance)
+  --poll-us US       ringcast-bench and epoll-client poll this long after a loop turn that
+                     had something to do before they sleep again ($poll_us; 0: sleep at once)
   --out DIR          where the raw JSON and logs go (a new temporary directory)
   --node-args ARGS   more options for chat-client.js
   --epoll-args ARGS  more options for epoll-client
@@ -92,6 +96,7 @@ while [ $# -gt 0 ]; do
     --max-other) max_other=$2; shift 2 ;;
     --retries) retries=$2; shift 2 ;;
     --tolerance) tolerance=$2; shift 2 ;;
+    --poll-us) poll_us=$2; shift 2 ;;
     --out) out=$2; shift 2 ;;
     --node-args) node_args=$2; shift 2 ;;
     --epoll-args) epoll_args=$2; shift 2 ;;
@@ -206,12 +211,13 @@ one_run() {
         if [ "$tool" = c ]; then
             cmd=(taskset -c 1 nice -n "$nice_level" "$bench" chat
                 --url "ws://127.0.0.1:$SRV_PORT/room/" --connections "$n" --room-size "$m"
-                --rate "$r" --duration "$duration" --warmup "$warmup" --json --quiet)
+                --rate "$r" --duration "$duration" --warmup "$warmup" --poll-us "$poll_us"
+                --json --quiet)
         elif [ "$tool" = epoll ]; then
             cmd=(taskset -c 1 nice -n "$nice_level" "$epoll_client"
                 --url "ws://127.0.0.1:$SRV_PORT/room/" --connections "$n" --room-size "$m"
                 --rate "$r" --duration "$duration" --warmup "$warmup" --workers "$epoll_workers"
-                --json --quiet)
+                --poll-us "$poll_us" --json --quiet)
             # shellcheck disable=SC2206 # word splitting wanted
             [ -n "$epoll_args$extra" ] && cmd+=($epoll_args $extra)
         else
@@ -292,7 +298,7 @@ if [ "$diagnose" = 1 ]; then
     fi
 fi
 
-echo "ringcast crosscheck: points $points, $reps reps, clients ${tools[*]}, ${duration}s (+${warmup}s warmup), nice $nice_level"
+echo "ringcast crosscheck: points $points, $reps reps, clients $clients, ${duration}s (+${warmup}s warmup), nice $nice_level, poll ${poll_us} us"
 echo "broker $broker, tool $bench, node $(node --version), results in $out"
 IFS=, read -r -a plist <<<"$points"
 for p in "${plist[@]}"; do
