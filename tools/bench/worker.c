@@ -134,7 +134,6 @@ static int setup(struct worker *w, const struct bench_opts *o, struct bench_shm 
     w->proto = o->proto;
     w->ctl = &shm->ctl;
     w->st = &shm->w[id];
-    w->poll_ns = (uint64_t)o->poll_us * 1000u;
     w->id = id;
     w->lo = lo;
     w->n = hi - lo;
@@ -432,7 +431,7 @@ static void run(struct worker *w)
         }
         w->now = bench_now();
         if (reap(w))
-            w->poll_until = w->now + w->poll_ns;
+            w->poll_until = w->now + (uint64_t)w->o->poll_us * 1000u;
     }
 }
 

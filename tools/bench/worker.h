@@ -118,8 +118,7 @@ struct worker {
     uint64_t last_done_t; /* a client last reached CL_DONE */
     uint64_t forced_t;
     uint64_t next_scan;
-    uint64_t poll_ns;    /* --poll-us in ns */
-    uint64_t poll_until; /* poll without blocking until then (a turn completed something) */
+    uint64_t poll_until; /* --poll-us: poll without blocking until then */
     uint64_t next_cpu;
     uint64_t cpu_run_start;
 
