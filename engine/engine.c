@@ -413,7 +413,7 @@ static void drop_leftovers(struct engine *e)
                 size_t n;
                 while ((n = xshard_pop(e->xs, to, env, 64)) > 0)
                     for (size_t i = 0; i < n; i++)
-                        msg_unref(env[i].ptr);
+                        room_envelope_drop(&env[i]);
             }
         }
     }

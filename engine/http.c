@@ -1,19 +1,27 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * http: routing of a parsed request head (ARCHITECTURE.md, "Endpoints"): plain endpoints,
- * refusals with a one-line reason, and WebSocket upgrades to /echo and /room/<name>.
- * The parsing itself is ws_handshake's; this file decides.
+ * http: requests, keep-alive and the route table's dispatch (contract in http.h). The parsing
+ * of a head is ws_handshake's; which routes exist is routes.c's; this file reads requests off a
+ * connection and answers them in order.
  */
+#include "http.h"
+
+#include "fault.h"
 #include "log.h"
-#include "metrics.h"
-#include "probes.h"
+#include "routes.h"
 #include "shard.h"
-#include "ws_handshake.h"
 
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+
+/* The HTTP handler's private area. */
+struct http_state {
+    uint32_t nr_requests; /* answered on this connection */
+    bool head;            /* the request being answered is a HEAD: no body in any answer */
+};
+_Static_assert(sizeof(struct http_state) <= CONN_PRIV_SIZE, "struct http_state must fit");
 
 static bool str_eq(struct http_str s, const char *lit)
 {
@@ -21,200 +29,244 @@ static bool str_eq(struct http_str s, const char *lit)
     return s.len == n && memcmp(s.p, lit, n) == 0;
 }
 
-static void answer(struct shard *s, struct conn *c, int status, const char *extra,
-                   const char *ctype, const char *body, size_t body_len)
+/* ---- the route table ---------------------------------------------------------------------- */
+
+static bool path_matches(const struct http_route *r, struct http_str path)
 {
-    size_t need = http_response(NULL, 0, status, extra, ctype, body, body_len);
-    struct msg *m = msg_create(need, 0);
+    size_t n = strlen(r->path);
+    if (r->match == HTTP_PREFIX)
+        return path.len >= n && memcmp(path.p, r->path, n) == 0;
+    return path.len == n && memcmp(path.p, r->path, n) == 0;
+}
+
+const struct http_route *http_route_find(const struct http_route *table, size_t n,
+                                         struct http_str method, struct http_str path, int *status,
+                                         char *allow, size_t allow_cap)
+{
+    /* HEAD is a GET without the body (RFC 9110 §9.3.2). */
+    bool head = str_eq(method, "HEAD");
+    const char *methods[16];
+    size_t nr_methods = 0;
+    bool any = false;
+    for (size_t i = 0; i < n; i++) {
+        const struct http_route *r = &table[i];
+        if (!path_matches(r, path))
+            continue;
+        if (str_eq(method, r->method) || (head && strcmp(r->method, "GET") == 0))
+            return r;
+        any = true;
+        bool seen = false;
+        for (size_t j = 0; j < nr_methods && !seen; j++)
+            seen = strcmp(methods[j], r->method) == 0;
+        if (!seen && nr_methods < sizeof(methods) / sizeof(methods[0]))
+            methods[nr_methods++] = r->method;
+    }
+    *status = any ? 405 : 404;
+    if (!allow_cap)
+        return NULL;
+    /* RFC 9110 §15.5.6: a 405 lists the methods the resource has. The line is all or nothing:
+     * one that does not fit is left out rather than cut. */
+    size_t len = 0;
+    allow[0] = '\0';
+    for (size_t j = 0; any && j < nr_methods; j++) {
+        bool get = strcmp(methods[j], "GET") == 0;
+        int w = snprintf(allow + len, allow_cap - len, "%s%s%s", j ? ", " : "Allow: ", methods[j],
+                         get ? ", HEAD" : "");
+        if (w < 0 || (size_t)w >= allow_cap - len) {
+            allow[0] = '\0';
+            return NULL;
+        }
+        len += (size_t)w;
+    }
+    if (len && len + 3 <= allow_cap)
+        memcpy(allow + len, "\r\n", 3);
+    else
+        allow[0] = '\0';
+    return NULL;
+}
+
+/* ---- answers ------------------------------------------------------------------------------ */
+
+/* RFC 9112 §9.3: HTTP/1.1 keeps the connection unless told to close; HTTP/1.0 closes unless
+ * told to keep it. A draining broker closes. */
+static bool keep_alive(const struct shard *s, const struct http_request *req)
+{
+    if (s->draining || req->connection_close)
+        return false;
+    return req->minor_version >= 1 || req->connection_keep_alive;
+}
+
+/* Queues an answer and either keeps <c> for the next request or closes it after the answer. */
+static void answer(struct shard *s, struct conn *c, int status, const char *extra,
+                   const char *ctype, const char *body, size_t len, bool keep, bool head)
+{
+    size_t need = http_response_write(NULL, 0, status, extra, ctype, body, len, !keep, head);
+    struct msg *m = FAULT(FAULT_HTTP_ANSWER) ? NULL : msg_create(need, 0);
     if (!m) {
         conn_kill(s, c);
         return;
     }
-    m->len = (uint32_t)http_response((char *)m->data, need, status, extra, ctype, body, body_len);
-    conn_close_http(s, c, m);
+    m->len = (uint32_t)http_response_write((char *)m->data, need, status, extra, ctype, body, len,
+                                           !keep, head);
+    if (!keep) {
+        conn_close_after(s, c, m);
+        return;
+    }
+    conn_enqueue(s, c, m);
+    struct http_state *st = conn_priv(c);
+    st->nr_requests++;
 }
 
-static void refuse_with(struct shard *s, struct conn *c, int status, const char *extra,
-                        const char *reason)
+void http_respond(struct shard *s, struct conn *c, const struct http_request *req, int status,
+                  const char *extra_headers, const char *ctype, const char *body, size_t len)
+{
+    answer(s, c, status, extra_headers, ctype, body, len, keep_alive(s, req),
+           str_eq(req->method, "HEAD"));
+}
+
+void http_refuse(struct shard *s, struct conn *c, int status, const char *extra_headers,
+                 const char *reason)
 {
     char body[160];
     int n = snprintf(body, sizeof(body), "%s\n", reason);
+    const struct http_state *st = conn_priv(c);
     STAT_ADD(s, handshakes_failed, 1);
     log_debug("shard %u: conn %u: %d %s", s->id, c->idx, status, reason);
-    answer(s, c, status, extra, NULL, body, (size_t)n);
+    answer(s, c, status, extra_headers, NULL, body, (size_t)n, false, st->head);
 }
 
-void http_refuse(struct shard *s, struct conn *c, int status, const char *reason)
+/* ---- requests ----------------------------------------------------------------------------- */
+
+/* Largest request body: the largest message a client may publish. */
+static size_t body_max(const struct shard *s)
 {
-    refuse_with(s, c, status, NULL, reason);
+    return (size_t)s->eng->cfg->max_message;
 }
 
-static bool origin_allowed(const struct config *cfg, struct http_str origin)
-{
-    if (!cfg->allowed_origins || origin.len == 0)
-        return true;
-    for (size_t i = 0; i < cfg->nr_allowed_origins; i++)
-        if (str_eq(origin, cfg->allowed_origins[i]))
-            return true;
-    return false;
-}
-
-/* GET /metrics (Prometheus text) or /stats (JSON). The figures can grow between sizing and
- * rendering (a counter gains a digit), so render until the text fits. */
-static void serve_metrics(struct shard *s, struct conn *c, bool prom)
-{
-    char small[4096];
-    char *body = small;
-    size_t cap = sizeof(small), n;
-    for (;;) {
-        n = prom ? metrics_prometheus(s->eng, body, cap) : metrics_json(s->eng, body, cap);
-        if (n < cap)
-            break;
-        if (body != small)
-            free(body);
-        cap = n + 256;
-        body = malloc(cap);
-        if (!body) {
-            refuse_with(s, c, 500, NULL, "out of memory");
-            return;
-        }
-    }
-    answer(s, c, 200, "Cache-Control: no-store\r\n",
-           prom ? "text/plain; version=0.0.4" : "application/json", body, n);
-    if (body != small)
-        free(body);
-}
-
-/* Plain HTTP: the few GET endpoints, else the right refusal. */
-static void serve_plain(struct shard *s, struct conn *c, const struct http_request *req,
-                        bool is_ws_path)
-{
-    if (str_eq(req->path, "/healthz")) {
-        if (s->draining)
-            refuse_with(s, c, 503, NULL, "draining");
-        else
-            answer(s, c, 200, NULL, NULL, "ok\n", 3);
-        return;
-    }
-    if (str_eq(req->path, "/metrics") || str_eq(req->path, "/stats")) {
-        serve_metrics(s, c, req->path.len == 8);
-        return;
-    }
-    if (is_ws_path) {
-        refuse_with(s, c, 426, "Upgrade: websocket\r\nSec-WebSocket-Version: 13\r\n",
-                    "this endpoint needs a WebSocket upgrade");
-        return;
-    }
-    refuse_with(s, c, 404, NULL, "not found");
-}
-
-/* Admission: drain, capacity, per-address limit. Returns true when <c> may upgrade. */
-static bool admit(struct shard *s, struct conn *c)
-{
-    struct engine *e = s->eng;
-    if (s->draining) {
-        refuse_with(s, c, 503, NULL, "draining");
-        return false;
-    }
-    if (atomic_fetch_add_explicit(&e->nr_conns, 1, memory_order_relaxed) >= e->max_conns) {
-        atomic_fetch_sub_explicit(&e->nr_conns, 1, memory_order_relaxed);
-        refuse_with(s, c, 503, NULL, "server full");
-        return false;
-    }
-    c->flags |= CF_COUNTED;
-    STAT_ADD(s, conns, 1);
-    if (e->cfg->max_conns_per_ip && c->peer_ip) {
-        if (!ip_acquire(e, c->peer_ip)) {
-            refuse_with(s, c, 429, NULL, "too many connections from this address");
-            return false;
-        }
-        c->flags |= CF_IP_COUNTED;
-    }
-    return true;
-}
-
-int http_handle(struct shard *s, struct conn *c, const uint8_t *buf, size_t len)
+/*
+ * Handles the request at the start of <p>[0..<len>). Returns the bytes it took (> 0), 0 when the
+ * request is not complete yet, or -1 when the connection was refused or upgraded (stop here).
+ */
+static ssize_t one_request(struct shard *s, struct conn *c, const uint8_t *p, size_t len)
 {
     struct http_request req;
     memset(&req, 0, sizeof(req));
-    int r = http_request_parse((const char *)buf, len, &req);
+    int r = http_request_parse((const char *)p, len, &req);
     if (r == -EAGAIN) {
-        if (len > HTTP_HEAD_MAX) {
-            refuse_with(s, c, 431, NULL, "request head too large");
-            return -E2BIG;
-        }
-        return -EAGAIN;
+        if (len <= HTTP_HEAD_MAX)
+            return 0;
+        r = -E2BIG;
     }
     if (r == -E2BIG) {
-        refuse_with(s, c, 431, NULL, "request head too large");
-        return r;
+        http_refuse(s, c, 431, NULL, "request head too large");
+        return -1;
     }
     if (r < 0) {
-        refuse_with(s, c, 400, NULL, "malformed HTTP request");
-        return r;
+        http_refuse(s, c, 400, NULL, "malformed HTTP request");
+        return -1;
     }
+    struct http_state *st = conn_priv(c);
+    st->head = str_eq(req.method, "HEAD");
+    /* RFC 9112 §3.2: an HTTP/1.1 request without Host is a bad request. */
+    if (req.minor_version >= 1 && req.host.len == 0) {
+        http_refuse(s, c, 400, NULL, "missing Host header");
+        return -1;
+    }
+    if (req.content_length > body_max(s)) {
+        http_refuse(s, c, 413, NULL, "request body too large");
+        return -1;
+    }
+    size_t total = (size_t)r + (size_t)req.content_length;
+    if (len < total)
+        return 0;
+    char allow[64];
+    int status = 0;
+    const struct http_route *route = http_route_find(http_routes, http_nr_routes, req.method,
+                                                     req.path, &status, allow, sizeof(allow));
+    if (!route) {
+        /* The request was read whole: the connection can go on. */
+        char body[64];
+        int n = snprintf(body, sizeof(body), "%s\n",
+                         status == 405 ? "method not allowed" : "not found");
+        STAT_ADD(s, handshakes_failed, 1);
+        http_respond(s, c, &req, status, status == 405 ? allow : NULL, NULL, body, (size_t)n);
+        st->head = false;
+        return conn_is_open(c) ? (ssize_t)total : -1;
+    }
+    if ((route->flags & HTTP_R_BODY) && !req.has_content_length) {
+        http_refuse(s, c, 411, NULL, "a body with Content-Length is required");
+        return -1;
+    }
+    route->fn(s, c, &req, p + r, (size_t)req.content_length);
+    if (!conn_is_open(c))
+        return -1;
+    if (c->handler == HANDLER_HTTP)
+        st->head = false;
+    return (ssize_t)total;
+}
 
-    bool is_echo = str_eq(req.path, "/echo");
-    bool is_room = req.path.len >= 6 && memcmp(req.path.p, "/room/", 6) == 0;
-    enum ws_upgrade_check chk = ws_upgrade_check(&req);
-    if (chk == WS_UPGRADE_NOT_WEBSOCKET) {
-        if (!str_eq(req.method, "GET") && !str_eq(req.method, "HEAD")) {
-            refuse_with(s, c, 405, "Allow: GET\r\n", "method not allowed");
-            return -EPROTO;
+void http_on_input(struct shard *s, struct conn *c, uint8_t *p, size_t len)
+{
+    /*
+     * What is set aside is at most one request that is not complete yet, so at most
+     * HTTP_HEAD_MAX + --max-message bytes (one_request refuses a longer head or body); a receive
+     * is added to it whole, pipelined requests behind it included, and what is left after the
+     * complete ones is again one incomplete request.
+     */
+    size_t limit = HTTP_HEAD_MAX + body_max(s);
+    struct rxbuf *rx = NULL;
+    if (c->rx) {
+        if (conn_rx_append(c, p, len, limit + len) < 0) {
+            conn_kill(s, c);
+            return;
         }
-        serve_plain(s, c, &req, is_echo || is_room);
-        return -EPROTO;
+        rx = conn_rx_take(c);
+        p = rx->data;
+        len = rx->len;
     }
-    if (!is_echo && !is_room) {
-        refuse_with(s, c, 404, NULL, "not found");
-        return -EPROTO;
-    }
-    if (chk == WS_UPGRADE_BAD_VERSION) {
-        refuse_with(s, c, 426, "Sec-WebSocket-Version: 13\r\n",
-                    "unsupported WebSocket version (13 only)");
-        return -EPROTO;
-    }
-    if (chk != WS_UPGRADE_OK) {
-        refuse_with(s, c, 400, NULL, "bad WebSocket upgrade request");
-        return -EPROTO;
-    }
-    char name[ROOM_NAME_MAX];
-    int name_len = 0;
-    if (is_room) {
-        name_len = room_name_decode(req.path.p + 6, req.path.len - 6, name);
-        if (name_len < 0) {
-            refuse_with(s, c, 400, NULL, "bad room name");
-            return -EPROTO;
+    while (len && conn_is_open(c)) {
+        ssize_t n = one_request(s, c, p, len);
+        if (n < 0)
+            break;
+        if (n == 0) {
+            /* Incomplete: keep the rest for the next receive. */
+            if (conn_rx_append(c, p, len, limit) < 0)
+                conn_kill(s, c);
+            break;
         }
+        p += n;
+        len -= (size_t)n;
+        if (c->handler != HANDLER_HTTP) {
+            /* Upgraded: what followed the head (frames already) is the new handler's. */
+            if (len && conn_is_open(c))
+                conn_handler(c)->on_input(s, c, p, len);
+            break;
+        }
+        /* Answered: the next request has --handshake-timeout to arrive whole. */
+        conn_timer_arm(s, c, s->now + s->eng->cfg->handshake_timeout + 1);
     }
-    if (!origin_allowed(s->eng->cfg, req.origin)) {
-        refuse_with(s, c, 403, NULL, "origin not allowed");
-        return -EPROTO;
-    }
-    if (!admit(s, c))
-        return -EPROTO;
+    free(rx);
+}
 
-    struct msg *m = msg_create(256, 0);
-    if (!m) {
+void http_on_timer(struct shard *s, struct conn *c)
+{
+    const struct http_state *st = conn_priv(c);
+    if (st->nr_requests == 0 || c->rx) {
+        /* A request that did not arrive whole in time: a failed handshake. */
+        STAT_ADD(s, handshakes_failed, 1);
+        log_debug("shard %u: conn %u: request timeout", s->id, c->idx);
         conn_kill(s, c);
-        return -ENOMEM;
+        return;
     }
-    m->len = (uint32_t)ws_response_101((char *)m->data, req.ws_key.p, req.ws_key.len);
-    c->state = CONN_WS;
-    conn_enqueue(s, c, m);
-    if (is_echo) {
-        c->flags |= CF_ECHO;
-    } else {
-        struct http_str v;
-        if (http_query_get(req.query, "echo", &v) && str_eq(v, "1"))
-            c->flags |= CF_ECHO_SELF;
-        if (room_join(s, c, name, (size_t)name_len) < 0) {
-            conn_close_ws(s, c, WS_CLOSE_INTERNAL, "out of memory");
-            return r;
-        }
-    }
-    PROBE3(upgrade, s->id, c->idx, is_echo ? 1 : 2);
-    c->next_ping = s->now + s->eng->cfg->ping_interval;
-    conn_arm_ws_timer(s, c);
-    return r;
+    /* An idle keep-alive connection: close it politely. */
+    conn_close(s, c, 0, NULL);
+}
+
+void http_on_drain(struct shard *s, struct conn *c)
+{
+    /* Between two requests: close now. A request on its way is answered first (503 for an
+     * upgrade, `Connection: close` on any answer), and the request timeout bounds the wait. */
+    const struct http_state *st = conn_priv(c);
+    if (st->nr_requests && !c->rx)
+        conn_close(s, c, 0, NULL);
 }

@@ -7,6 +7,7 @@
  */
 #include "config.h"
 #include "engine.h"
+#include "fault.h"
 #include "log.h"
 
 #include <malloc.h>
@@ -67,6 +68,10 @@ int main(int argc, char **argv)
     pthread_sigmask(SIG_BLOCK, &set, NULL);
     /* Sends use MSG_NOSIGNAL; this covers anything else that writes to a closed socket. */
     signal(SIGPIPE, SIG_IGN);
+
+    const char *fault = fault_init();
+    if (fault)
+        log_warn("RINGCAST_FAULT: allocation failures armed at %s (a test build)", fault);
 
     int status;
     struct engine *e = engine_start(&cfg, err, sizeof(err), &status);

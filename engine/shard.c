@@ -17,8 +17,11 @@
  */
 #include "shard.h"
 
+#include "conn.h"
 #include "log.h"
+#include "routes.h"
 #include "tls.h"
+#include "ws_frame.h"
 #include "xshard.h"
 
 #include <errno.h>
@@ -52,16 +55,15 @@ uint64_t mono_ns(void)
     return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
 }
 
-void shard_push(struct shard *s, unsigned to, uint32_t kind, void *ptr, uint64_t val)
+int shard_push(struct shard *s, unsigned to, uint32_t kind, void *ptr, uint64_t val)
 {
     struct xshard_env env = {.kind = kind, .arg = s->id, .ptr = ptr, .val = val};
     if (xshard_push(s->eng->xs, s->id, to, &env) < 0) {
-        /* Out of memory for the overflow list: drop the message, keep the shard alive. */
-        log_warn("shard %u: cross-shard queue to %u: out of memory, message dropped", s->id, to);
-        msg_unref(ptr);
-        return;
+        log_warn("shard %u: cross-shard queue to %u: out of memory", s->id, to);
+        return -ENOMEM;
     }
     STAT_ADD(s, xshard_msgs, 1);
+    return 0;
 }
 
 /*
@@ -125,7 +127,7 @@ static void handle_accept(struct shard *s, struct io_uring_cqe *cqe)
     }
     if (cqe->res >= 0) {
         if ((uint32_t)cqe->res < s->nr_slots) {
-            conn_accepted(s, (uint32_t)cqe->res, l == 1);
+            conn_accepted(s, (uint32_t)cqe->res, l == 1, HANDLER_HTTP);
             s->conns[cqe->res].peer_ip = ip;
         } else {
             struct io_uring_sqe *sqe = ring_sqe(&s->ring);
@@ -214,8 +216,12 @@ static void start_drain(struct shard *s)
     s->drain_deadline_ns = s->now_ns + (uint64_t)DRAIN_S * 1000000000ull;
     for (uint32_t i = 0; i < s->slots_hwm && s->nr_live; i++) {
         struct conn *c = &s->conns[i];
-        if (c->state == CONN_WS)
-            conn_close_ws(s, c, WS_CLOSE_GOING_AWAY, "server shutting down");
+        if (!conn_is_open(c))
+            continue;
+        if (conn_handler(c)->on_drain)
+            conn_handler(c)->on_drain(s, c);
+        else
+            conn_close(s, c, WS_CLOSE_GOING_AWAY, "server shutting down");
     }
 }
 
@@ -256,6 +262,9 @@ int shard_setup(struct shard *s)
         s->conns = NULL;
         return -ENOMEM;
     }
+    ret = room_table_init(&s->rooms);
+    if (ret < 0)
+        return ret;
     update_clock(s);
     timer_wheel_init(&s->wheel, s->now);
     return 0;
@@ -310,7 +319,7 @@ void shard_run(struct shard *s)
         STAT_ADD(s, turns, 1);
         STAT_ADD(s, cqes, n);
         take_inbox(s);
-        if (s->hs_wait_head)
+        if (!fifo_empty(&s->hs_wait))
             conn_admit_handshakes(s);
         if (!s->draining && atomic_load_explicit(&e->draining, memory_order_acquire))
             start_drain(s);
@@ -322,6 +331,10 @@ void shard_run(struct shard *s)
         timer_wheel_advance(&s->wheel, s->now, conn_on_timer, s);
         unsigned budget = s->nr_flush / FLUSH_CYCLE_TURNS;
         bool pending = conn_flush(s, budget > FLUSH_BUDGET ? budget : FLUSH_BUDGET);
+        /* Membership notes that found no memory: retried at least once a second (the wait is
+         * bounded by the timers' granularity), not in a busy loop. */
+        if (!list_empty(&s->rooms.pending))
+            room_retry(s);
         /* A few per turn, and no sleep until they are all back: each is a TLB flush. */
         pending |= tls_thread_release(RELEASE_PER_TURN) != 0;
         bool xs_pending = false;

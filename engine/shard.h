@@ -5,21 +5,20 @@
  * but the cross-shard queues (xshard), message reference counts (msg) and the few process-wide
  * counters in struct engine (atomics).
  *
- * This header is the engine's internal contract between shard.c (the loop and the CQE
- * dispatch), conn.c (a connection's life: receive, upgrade, frames, send queue, close),
- * room.c (rooms and fan-out) and engine.c (sizing, threads, drain). Every function taking a
- * struct shard must be called on that shard's thread; every function taking a struct conn on
- * the thread of the shard that owns it.
+ * This header is the one the engine's modules share for struct shard and struct engine; each
+ * module declares its own functions in its own header (conn.h, room.h, http.h, ws.h, ...).
+ * Every function taking a struct shard must be called on that shard's thread.
  */
 #ifndef RINGCAST_SHARD_H
 #define RINGCAST_SHARD_H
 
 #include "bufring.h"
 #include "config.h"
+#include "list.h"
 #include "msg.h"
 #include "ring.h"
+#include "room.h"
 #include "timer.h"
-#include "ws_frame.h"
 
 #include <netinet/in.h>
 #include <pthread.h>
@@ -42,96 +41,10 @@ enum {
     OP_WAKE, /* MSG_RING doorbell from another shard or the main thread */
 };
 
-enum conn_state {
-    CONN_FREE = 0,
-    CONN_HTTP,      /* accepted, reading the request head */
-    CONN_WS,        /* upgraded */
-    CONN_CLOSING,   /* close frame or refusal queued: flush, half-close, await EOF */
-    CONN_DEAD,      /* waiting for its requests to complete or be cancelled */
-    CONN_RELEASING, /* descriptor close submitted; the slot is FREE when it completes */
-};
-
-enum conn_flag {
-    CF_RECV_ARMED = 1u << 0,
-    CF_SEND_BUSY = 1u << 1,
-    CF_IN_FLUSH = 1u << 2,
-    CF_ECHO_SELF = 1u << 3, /* raw room member with ?echo=1 */
-    CF_ECHO = 1u << 4,      /* /echo endpoint */
-    CF_SHUT_SENT = 1u << 5, /* our FIN was requested */
-    CF_COUNTED = 1u << 6,   /* counted in engine.nr_conns (upgraded) */
-    CF_IP_COUNTED = 1u << 7,
-    CF_CLOSE_QUEUED = 1u << 8, /* a close frame or final HTTP answer is in the queue */
-    CF_PEER_CLOSED = 1u << 9,  /* the peer's close frame arrived */
-    CF_CANCEL_SENT = 1u << 10,
-    CF_PEER_EOF = 1u << 11,   /* the peer half-closed; flush what it is owed, then close */
-    CF_TLS_NOTIFY = 1u << 12, /* our close_notify is queued */
-    CF_SHUT_BUSY = 1u << 13,  /* the shutdown request has not completed */
-    CF_TLS_HS = 1u << 14,     /* counted in shard.hs_active: its TLS handshake is under way */
-    CF_TLS_WAIT = 1u << 15,   /* on the shard's handshake wait list, receive not armed */
-};
-
-/* A queued outgoing frame: one reference to a shared msg. */
-struct sq_node {
-    struct sq_node *next;
-    struct msg *msg;
-};
-
-/*
- * A contiguous send buffer: several small frames copied together, or TLS records sealed for one
- * recipient. Buffers of SENDBUF_CAP bytes are pooled per shard; larger ones (a big message over
- * TLS) are allocated to size and freed when their send completes.
- */
-#define SENDBUF_CAP 16384
-struct sendbuf {
-    struct sendbuf *next_free;
-    uint32_t len, cap;
-    uint8_t data[];
-};
-
-/* Bytes set aside for a partial request head, frame or fragmented message. */
-struct rxbuf {
-    uint32_t len, cap;
-    uint8_t data[];
-};
-
-struct room;
-struct xshard_env;
+struct conn;
+struct sendbuf;
+struct sq_node;
 struct tls_config;
-struct tls_session;
-
-struct conn {
-    uint32_t gen;
-    uint8_t state;
-    uint8_t ctl_len;
-    uint16_t flags;
-    uint32_t idx;
-    uint32_t peer_ip; /* IPv4, network order; 0 for others */
-    uint32_t last_rx; /* shard second of the last byte received */
-    uint32_t queued;  /* bytes in the send queue, not counting the send in flight */
-    uint32_t tx_off;  /* bytes of the in-flight frame or buffer already sent */
-    struct ws_parser parser;
-    struct rxbuf *rx;
-    uint8_t *ctl; /* a control frame split across receives (<= 125 bytes) */
-    struct sq_node *sq_head, *sq_tail;
-    struct msg *tx_msg;      /* in flight: a single frame sent from the shared msg */
-    struct sendbuf *tx_buf;  /* in flight: several frames copied together */
-    struct conn *flush_next; /* shard flush list */
-    struct room *room;
-    /* Room members: the room's list. TLS connections waiting for a handshake turn (never in a
-     * room yet): the shard's wait list. */
-    struct conn *room_next, *room_prev;
-    struct tls_session *tls; /* NULL: plain TCP (tls/transport.h) */
-    struct timer timer;
-    uint32_t next_ping;
-    float rl_tokens;     /* --rate-limit token bucket */
-    uint32_t rl_last_ms; /* shard milliseconds at the last refill */
-};
-
-struct room_table {
-    struct room **buckets;
-    uint32_t mask;
-    uint32_t nr;
-};
 
 #define LAT_NR_BUCKETS 16
 /* Upper bounds of the latency buckets in ns (the 16th is +Inf), Prometheus style. */
@@ -198,9 +111,9 @@ struct shard {
     struct timer_wheel wheel;
     uint32_t now; /* cached second (CLOCK_MONOTONIC) of this loop iteration */
     uint64_t now_ns;
-    uint64_t flush_ns;                    /* clock at the start of this turn's flush */
-    struct conn *flush_head, *flush_tail; /* FIFO: the longest waiting is sent first */
-    uint32_t nr_flush;                    /* connections in the FIFO */
+    uint64_t flush_ns; /* clock at the start of this turn's flush */
+    struct fifo flush; /* of conn.flush_link: the longest waiting is sent first */
+    uint32_t nr_flush; /* connections in the FIFO */
     struct sq_node *node_free;
     struct sendbuf *sendbuf_free;
     uint32_t nr_sendbuf_free;
@@ -208,10 +121,10 @@ struct shard {
     bool draining_done;
     uint64_t drain_deadline_ns;
     bool xs_pending;
-    uint32_t trim_sec;  /* second of the last tls_thread_tick() */
-    uint32_t hs_active; /* TLS handshakes under way (CF_TLS_HS) */
-    uint32_t hs_waiting;
-    struct conn *hs_wait_head, *hs_wait_tail; /* FIFO of CF_TLS_WAIT connections */
+    uint32_t trim_sec;   /* second of the last tls_thread_tick() */
+    uint32_t hs_active;  /* TLS handshakes under way (CF_TLS_HS) */
+    uint32_t hs_waiting; /* CF_TLS_WAIT connections still alive */
+    struct fifo hs_wait; /* of conn.flush_link: CF_TLS_WAIT connections, dead ones included */
     struct shard_stats stats;
     pthread_t thread;
 } __attribute__((aligned(64)));
@@ -229,77 +142,6 @@ struct engine {
     struct ip_table *ips;
     struct tls_config *tls; /* the current TLS config (main thread's reference) */
 };
-
-/* --- conn.c ----------------------------------------------------------------------------- */
-
-/* A new connection in slot <idx>, from the TLS listener when <tls>: set it up and arm its
- * receive. */
-void conn_accepted(struct shard *s, uint32_t idx, bool tls);
-/* Completion handlers for a connection's own requests. */
-void conn_handle_recv(struct shard *s, struct conn *c, struct io_uring_cqe *cqe);
-void conn_handle_send(struct shard *s, struct conn *c, int res);
-void conn_handle_shutdown(struct shard *s, struct conn *c);
-void conn_handle_close(struct shard *s, struct conn *c);
-/* Queues one reference to <m> on <c> (takes the reference) and schedules a flush. Applies the
- * slow-consumer policy. */
-void conn_enqueue(struct shard *s, struct conn *c, struct msg *m);
-/*
- * Sends connections from the head of the flush list what they have queued, one send each, at
- * most <budget> sends. Returns true when connections are still waiting.
- */
-bool conn_flush(struct shard *s, unsigned budget);
-/* Queues the final HTTP answer <m> (taken) and starts closing. */
-void conn_close_http(struct shard *s, struct conn *c, struct msg *m);
-/* Starts a WebSocket close with <code> (queued after pending frames). */
-void conn_close_ws(struct shard *s, struct conn *c, uint16_t code, const char *reason);
-/* Ends the connection now: cancel, close the descriptor, free the slot later. */
-void conn_kill(struct shard *s, struct conn *c);
-/* Arms an upgraded connection's timer for its next ping or idle deadline. */
-void conn_arm_ws_timer(struct shard *s, struct conn *c);
-/* The timer callback for connection timers. */
-void conn_on_timer(struct timer *t, void *arg);
-/* Frees the shard's pooled nodes and buffers. */
-void conn_pools_fini(struct shard *s);
-
-/* Starts the handshakes of TLS connections waiting for a turn, up to --tls-max-handshakes under
- * way. The loop calls it every turn that has a waiting one. */
-void conn_admit_handshakes(struct shard *s);
-
-static inline struct conn *conn_of_timer(struct timer *t)
-{
-    return (struct conn *)(void *)((char *)t - __builtin_offsetof(struct conn, timer));
-}
-
-/* --- room.c ----------------------------------------------------------------------------- */
-
-/* Adds <c> to room <name> on this shard (telling the room's home shard when it is the first
- * local member). Returns 0 or -ENOMEM. */
-int room_join(struct shard *s, struct conn *c, const char *name, size_t len);
-/* Removes <c> from its room. Cannot fail. */
-void room_leave(struct shard *s, struct conn *c);
-/* Publishes a message from member <c> to its room, on every shard with members: the frame is
- * encoded once here. Returns 0 or -ENOMEM. */
-int room_publish(struct shard *s, struct conn *c, uint8_t opcode, const uint8_t *p, size_t len);
-/* Handles one cross-shard envelope addressed to this shard. */
-void room_handle_envelope(struct shard *s, const struct xshard_env *env);
-/* Frees every room of this shard (shutdown). */
-void room_table_fini(struct shard *s);
-/* Home shard of a room. */
-unsigned room_home(const struct engine *e, uint64_t hash);
-uint64_t room_hash(const struct engine *e, const char *name, size_t len);
-
-/* --- http.c ----------------------------------------------------------------------------- */
-
-/*
- * Handles the request head in <buf>[0..<len>) for <c>: answers plain HTTP endpoints and
- * refusals (queues the answer and starts closing), or upgrades (queues the 101, joins a room).
- * Returns the head length consumed (> 0), -EAGAIN when incomplete, or another negative errno
- * when the connection was refused (it is closing; stop reading its bytes).
- */
-int http_handle(struct shard *s, struct conn *c, const uint8_t *buf, size_t len);
-
-/* Queues a complete HTTP response on <c> and starts closing it. */
-void http_refuse(struct shard *s, struct conn *c, int status, const char *reason);
 
 /* --- engine.c --------------------------------------------------------------------------- */
 
@@ -320,21 +162,12 @@ int shard_setup(struct shard *s);
 void shard_run(struct shard *s);
 /* Frees what shard_setup made and what connections still hold. Cannot fail. */
 void shard_teardown(struct shard *s);
-/* Frees what a live connection holds (shutdown only). */
-void conn_release_memory(struct shard *s, struct conn *c);
 
-/* Pushes an envelope to shard <to>. */
-void shard_push(struct shard *s, unsigned to, uint32_t kind, void *ptr, uint64_t val);
+/* Pushes an envelope to shard <to>. Returns 0, or -ENOMEM when the queue could not grow (the
+ * envelope was not sent; what <ptr> holds is still the caller's). */
+int shard_push(struct shard *s, unsigned to, uint32_t kind, void *ptr, uint64_t val);
 
 /* Current monotonic time in ns. */
 uint64_t mono_ns(void);
-
-/* Cross-shard envelope kinds. */
-enum {
-    XS_PUBLISH = 1, /* member shard -> home: a message to fan out (ptr: msg, one ref) */
-    XS_DELIVER,     /* home -> member shard: deliver to local members (ptr: msg, one ref) */
-    XS_JOIN,        /* member shard -> home: first local member (ptr: msg carrying the name) */
-    XS_LEAVE,       /* member shard -> home: last local member left (ptr: msg with the name) */
-};
 
 #endif

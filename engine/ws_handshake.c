@@ -174,6 +174,8 @@ static int on_header(struct http_request *req, const char *name, size_t name_len
     }
     if (eq_nocase(name, name_len, "connection")) {
         req->connection_upgrade = req->connection_upgrade || list_has(v, n, "upgrade");
+        req->connection_close = req->connection_close || list_has(v, n, "close");
+        req->connection_keep_alive = req->connection_keep_alive || list_has(v, n, "keep-alive");
         return 0;
     }
     /* RFC 6455 §11.3.1: Sec-WebSocket-Key must not appear more than once. */
@@ -197,6 +199,7 @@ static int on_header(struct http_request *req, const char *name, size_t name_len
     if (eq_nocase(name, name_len, "content-length")) {
         if (once(req, SEEN_LENGTH) < 0)
             return -EPROTO;
+        req->has_content_length = true;
         return parse_content_length(v, n, &req->content_length);
     }
     /*
@@ -606,8 +609,9 @@ static void put_str(struct out_buf *o, const char *s)
     put(o, s, strlen(s));
 }
 
-size_t http_response(char *out, size_t cap, int status, const char *extra_headers,
-                     const char *content_type, const char *body, size_t body_len)
+size_t http_response_write(char *out, size_t cap, int status, const char *extra_headers,
+                           const char *content_type, const char *body, size_t body_len, bool close,
+                           bool head_only)
 {
     struct out_buf o = {.p = out, .cap = cap};
     char num[32];
@@ -623,10 +627,19 @@ size_t http_response(char *out, size_t cap, int status, const char *extra_header
     put_str(&o, content_type ? content_type : "text/plain; charset=utf-8");
     n = snprintf(num, sizeof(num), "\r\nContent-Length: %zu\r\n", body_len);
     put(&o, num, (size_t)n);
-    put_str(&o, "Connection: close\r\n");
+    if (close)
+        put_str(&o, "Connection: close\r\n");
     if (extra_headers)
         put_str(&o, extra_headers);
     put_str(&o, "\r\n");
-    put(&o, body, body_len);
+    if (!head_only)
+        put(&o, body, body_len);
     return o.len;
+}
+
+size_t http_response(char *out, size_t cap, int status, const char *extra_headers,
+                     const char *content_type, const char *body, size_t body_len)
+{
+    return http_response_write(out, cap, status, extra_headers, content_type, body, body_len, true,
+                               false);
 }

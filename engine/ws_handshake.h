@@ -45,6 +45,9 @@ struct http_request {
     int ws_version;                /* Sec-WebSocket-Version as a number, -1 when absent */
     bool upgrade_websocket;        /* Upgrade: websocket (case-insensitive, token lists) */
     bool connection_upgrade;       /* Connection: contains the token "upgrade" */
+    bool connection_close;         /* Connection: contains the token "close" */
+    bool connection_keep_alive;    /* Connection: contains the token "keep-alive" */
+    bool has_content_length;       /* a Content-Length header was present */
     uint64_t content_length;       /* 0 when absent */
     /* private: where the next call resumes, and what the lines seen so far held */
     size_t _scanned; /* bytes examined */
@@ -112,6 +115,16 @@ bool http_query_get(struct http_str query, const char *name, struct http_str *va
  * Returns its length. Cannot fail.
  */
 size_t ws_response_101(char *out, const char *key, size_t key_len);
+
+/*
+ * Writes an HTTP/1.1 response with <status>, <extra_headers> (complete lines, may be NULL), a
+ * Content-Type of <content_type> (NULL: text/plain; charset=utf-8) and Content-Length of
+ * <body_len>, `Connection: close` when <close>, then the body unless <head_only> (an answer to
+ * HEAD). Returns the full length; writes at most <cap> bytes (call with cap 0 to size it).
+ */
+size_t http_response_write(char *out, size_t cap, int status, const char *extra_headers,
+                           const char *content_type, const char *body, size_t body_len, bool close,
+                           bool head_only);
 
 /*
  * Writes a complete HTTP/1.1 response: status line, Content-Type <content_type> (NULL means

@@ -1,9 +1,11 @@
 # SPDX-License-Identifier: MIT
 """The HTTP side and the command line: /healthz, refusals during the upgrade (400, 403, 404,
 426, 429, 431) each with a one-line reason, bad room names, garbage, oversized heads,
+keep-alive, pipelining, HEAD, 405 with Allow, Transfer-Encoding and Content-Length limits,
 --allowed-origins, --max-conns-per-ip, --handshake-timeout, --idle-timeout with server pings;
 and --help, --version, bad options (exit 2, one line), the environment and --config."""
 import asyncio
+import json
 import os
 import re
 import select
@@ -17,8 +19,8 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from harness import BIN, Broker, Runner  # noqa: E402
 from util import (OP_CLOSE, OP_PING, OP_TEXT, RawWS, assert_conn_ends,  # noqa: E402
                   check_refusal, connect, encode_frame, http_get, http_request, parse_frame,
-                  read_response, rst_close, run_async, upgrade_request, ws_connect, ws_recv,
-                  ws_wait_closed)
+                  read_response, read_responses, rst_close, run_async, upgrade_request,
+                  wait_peer_end, ws_connect, ws_recv, ws_wait_closed)
 
 
 def upgrade(port, path, **kw):
@@ -214,6 +216,202 @@ def case_http_paths_unaffected(b):
     r = http_get(b.port, "/healthz?x=1", headers=[("User-Agent", "t"), ("Accept", "*/*")],
                  close_wait=0.2)
     assert r.status == 200, "%r" % r
+
+
+# ---------------------------------------------------------------------------------------------
+# Keep-alive: requests answered in order on one connection
+
+
+def get_req(path, method="GET", version="1.1", headers=()):
+    req = "%s %s HTTP/%s\r\nHost: 127.0.0.1\r\n" % (method, path, version)
+    req += "".join("%s: %s\r\n" % kv for kv in headers)
+    return (req + "\r\n").encode("latin-1")
+
+
+def assert_open(s, what, wait=0.3):
+    how, data, _ = wait_peer_end(s, wait)
+    assert how == "open" and not data, "%s: connection %s (extra bytes %r), want it open" % (
+        what, how, data[:100])
+
+
+def assert_closed(s, what, wait=2.0):
+    how, data, _ = wait_peer_end(s, wait)
+    assert how != "open", "%s: connection still open after %.1fs" % (what, wait)
+    assert not data, "%s: bytes after the answer: %r" % (what, data[:100])
+
+
+def check_kept(r, what):
+    """An answer that keeps the connection: no `Connection: close`."""
+    conn = r.header("connection", "")
+    assert "close" not in conn.lower(), "%s: Connection: %s on a kept connection" % (what, conn)
+
+
+def case_keep_alive(b):
+    """Two GET /healthz on one connection, the second in two pieces: both answered, the
+    connection open after each."""
+    s = connect(b.port)
+    try:
+        s.sendall(get_req("/healthz"))
+        (r,), rest = read_responses(s, 1)
+        assert r.status == 200 and r.body == b"ok\n", "first GET /healthz: %r" % r
+        check_kept(r, "first GET /healthz")
+        assert not rest, "bytes after the first answer: %r" % rest
+        assert_open(s, "after the first answer")
+        req = get_req("/healthz")
+        s.sendall(req[:10])
+        time.sleep(0.1)
+        s.sendall(req[10:])
+        (r,), rest = read_responses(s, 1)
+        assert r.status == 200 and r.body == b"ok\n", "second GET /healthz: %r" % r
+        check_kept(r, "second GET /healthz")
+        assert not rest, "bytes after the second answer: %r" % rest
+        assert_open(s, "after the second answer")
+    finally:
+        rst_close(s)
+
+
+def case_pipelining(b):
+    """Five requests in one send: answered in order, each with its status; still open."""
+    paths = ["/healthz", "/stats", "/nope", "/metrics", "/healthz"]
+    s = connect(b.port)
+    try:
+        s.sendall(b"".join(get_req(p) for p in paths))
+        rs, rest = read_responses(s, len(paths))
+        got = [r.status for r in rs]
+        assert got == [200, 200, 404, 200, 200], "statuses %r for %r" % (got, paths)
+        assert rs[0].body == b"ok\n" and rs[4].body == b"ok\n", "/healthz bodies %r, %r" % (
+            rs[0].body, rs[4].body)
+        stats = json.loads(rs[1].body)
+        assert isinstance(stats, dict), "/stats is not a JSON object: %r" % rs[1].body[:100]
+        assert "application/json" in rs[1].header("content-type", ""), "/stats type %r" % (
+            rs[1].header("content-type"))
+        check_refusal(rs[2], 404)
+        assert b"ringcast_" in rs[3].body, "/metrics body %r" % rs[3].body[:100]
+        for p, r in zip(paths, rs):
+            check_kept(r, p)
+        assert not rest, "bytes after the five answers: %r" % rest[:100]
+        assert_open(s, "after five pipelined requests")
+        s.sendall(get_req("/healthz"))
+        (r,), _ = read_responses(s, 1)
+        assert r.status == 200, "a sixth request: %r" % r
+    finally:
+        rst_close(s)
+
+
+def case_head(b):
+    """HEAD /healthz: GET's head (Content-Length 3) without the body; the next answer on the
+    connection starts right after it."""
+    s = connect(b.port)
+    try:
+        s.sendall(get_req("/healthz", method="HEAD"))
+        (r,), rest = read_responses(s, 1, head_only=(0,))
+        assert r.status == 200, "HEAD /healthz: %r" % r
+        assert r.header("content-length") == "3", "HEAD /healthz Content-Length %r, want 3" % (
+            r.header("content-length"))
+        assert not rest, "HEAD /healthz sent body bytes: %r" % rest
+        assert_open(s, "after HEAD")
+        s.sendall(get_req("/healthz") + get_req("/healthz", method="HEAD") + get_req("/stats"))
+        rs, rest = read_responses(s, 3, head_only=(1,))
+        assert [r.status for r in rs] == [200, 200, 200], "%r" % rs
+        assert rs[0].body == b"ok\n", "GET after HEAD: %r" % rs[0]
+        assert rs[2].body.startswith(b"{"), "GET /stats after HEAD: %r" % rs[2].body[:50]
+        assert not rest, "bytes after the answers: %r" % rest[:100]
+    finally:
+        rst_close(s)
+
+
+def case_connection_close(b):
+    """`Connection: close` and HTTP/1.0: answered, then closed; HTTP/1.0 with keep-alive
+    stays open."""
+    for what, req in (("Connection: close", get_req("/healthz", headers=[("Connection",
+                                                                        "close")])),
+                      ("HTTP/1.0", get_req("/healthz", version="1.0"))):
+        s = connect(b.port)
+        try:
+            s.sendall(req + get_req("/healthz"))  # the second must not be answered
+            (r,), rest = read_responses(s, 1)
+            assert r.status == 200 and r.body == b"ok\n", "%s: %r" % (what, r)
+            assert "close" in r.header("connection", "").lower(), \
+                "%s: answer without Connection: close: %r" % (what, r)
+            assert not rest, "%s: bytes after the answer: %r" % (what, rest[:100])
+            assert_closed(s, what)
+        finally:
+            rst_close(s)
+    s = connect(b.port)
+    try:
+        s.sendall(get_req("/healthz", version="1.0", headers=[("Connection", "keep-alive")]))
+        (r,), _ = read_responses(s, 1)
+        assert r.status == 200, "HTTP/1.0 keep-alive: %r" % r
+        check_kept(r, "HTTP/1.0 keep-alive")
+        assert_open(s, "HTTP/1.0 with Connection: keep-alive")
+    finally:
+        rst_close(s)
+
+
+def case_method_not_allowed(b):
+    """POST /healthz: 405 with Allow: GET, HEAD; the connection goes on."""
+    s = connect(b.port)
+    try:
+        s.sendall(get_req("/healthz", method="POST"))
+        (r,), _ = read_responses(s, 1)
+        check_refusal(r, 405)
+        assert r.header("allow") == "GET, HEAD", "Allow %r, want 'GET, HEAD'" % r.header("allow")
+        check_kept(r, "405")
+        assert_open(s, "after a 405")
+        s.sendall(get_req("/healthz"))
+        (r,), _ = read_responses(s, 1)
+        assert r.status == 200, "GET after the 405: %r" % r
+    finally:
+        rst_close(s)
+
+
+def case_transfer_encoding(b):
+    """Transfer-Encoding: chunked is not supported: 400, closed."""
+    req = (b"POST /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\nTransfer-Encoding: chunked\r\n\r\n"
+           b"5\r\nhello\r\n0\r\n\r\n")
+    r = http_request(b.port, req, close_wait=2)
+    check_refusal(r, 400)
+    assert r.closed, "connection left open after Transfer-Encoding: chunked"
+
+
+def case_body_too_large(b, limit):
+    """Content-Length over --max-message: 413 on the head alone, closed; a body of exactly
+    --max-message is read and the connection goes on."""
+    s = connect(b.port)
+    try:
+        s.sendall(get_req("/healthz", headers=[("Content-Length", str(limit + 1))]))
+        r = read_response(s, close_wait=2)
+        check_refusal(r, 413)
+        assert r.closed, "connection left open after a 413"
+    finally:
+        rst_close(s)
+    s = connect(b.port)
+    try:
+        s.sendall(get_req("/healthz", headers=[("Content-Length", str(limit))]) + b"b" * limit +
+                  get_req("/healthz"))
+        rs, _ = read_responses(s, 2)
+        assert [r.status for r in rs] == [200, 200], "a body of %d bytes then a GET: %r" % (
+            limit, rs)
+        assert_open(s, "after a body of --max-message bytes")
+    finally:
+        rst_close(s)
+
+
+def case_keep_alive_idle(b, timeout):
+    """An idle keep-alive connection is closed after about --handshake-timeout seconds."""
+    s = connect(b.port)
+    try:
+        s.sendall(get_req("/healthz"))
+        (r,), _ = read_responses(s, 1)
+        assert r.status == 200, "%r" % r
+        how, data, took = wait_peer_end(s, timeout + 5)
+        print("   idle keep-alive connection: %s after %.2fs" % (how, took))
+        assert how != "open", "idle keep-alive connection still open after %ds" % (timeout + 5)
+        assert not data, "bytes before the close: %r" % data[:100]
+        assert timeout - 0.5 <= took <= timeout + 2.5, \
+            "idle keep-alive connection closed after %.2fs, want ~%ds" % (took, timeout)
+    finally:
+        rst_close(s)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -555,11 +753,24 @@ def main():
                           case_control_char_in_request_line),
                          ("garbage -> 400 and closed", case_garbage),
                          ("head over 8 KiB -> 431/400 and closed", case_head_too_big),
-                         ("/healthz with query and headers", case_http_paths_unaffected)]:
+                         ("/healthz with query and headers", case_http_paths_unaffected),
+                         ("keep-alive: two GET /healthz on one connection", case_keep_alive),
+                         ("pipelining: five requests answered in order", case_pipelining),
+                         ("HEAD /healthz: head without body", case_head),
+                         ("Connection: close and HTTP/1.0 close after the answer",
+                          case_connection_close),
+                         ("POST /healthz -> 405 with Allow: GET, HEAD", case_method_not_allowed),
+                         ("Transfer-Encoding: chunked -> 400 and closed",
+                          case_transfer_encoding)]:
             r.run(name, fn, b)
     with Broker("--shards", "2", "--handshake-timeout", "1") as b:
         r.run("--handshake-timeout 1 closes slow handshakes", case_handshake_timeout, b)
         r.run("a handshake within the timeout works", case_handshake_in_time, b)
+    with Broker("--shards", "2", "--max-message", "1000", "--handshake-timeout", "2") as b:
+        r.run("Content-Length over --max-message 1000 -> 413 and closed", case_body_too_large,
+              b, 1000)
+        r.run("--handshake-timeout 2 closes an idle keep-alive connection",
+              case_keep_alive_idle, b, 2)
     with Broker("--shards", "2", "--allowed-origins",
                 "http://good.example,https://ok.example:8443") as b:
         r.run("--allowed-origins: 403 for others, 101 for listed", case_origins, b)

@@ -367,6 +367,86 @@ def case_close_notify(s):
         sock.close()
 
 
+class BioTLS:
+    """A TLS client on a raw socket through memory BIOs, so that the test decides which TLS
+    records leave together in one TCP write."""
+
+    def __init__(self, port, cafile, timeout=5.0):
+        self.sock = socket.create_connection(("127.0.0.1", port), timeout=timeout)
+        self.inc, self.out = ssl.MemoryBIO(), ssl.MemoryBIO()
+        self.obj = client_ctx(cafile).wrap_bio(self.inc, self.out, server_hostname="localhost")
+        while True:
+            try:
+                self.obj.do_handshake()
+                break
+            except ssl.SSLWantReadError:
+                self.sock.sendall(self.out.read())
+                self._pull()
+        self.sock.sendall(self.out.read())
+
+    def _pull(self):
+        data = self.sock.recv(65536)
+        if not data:
+            raise AssertionError("connection closed during the TLS handshake")
+        self.inc.write(data)
+
+    def seal(self, data):
+        """The TLS records carrying <data>, not sent."""
+        self.obj.write(data)
+        return self.out.read()
+
+    def close_notify(self):
+        """Our close_notify record, not sent."""
+        try:
+            self.obj.unwrap()
+        except ssl.SSLWantReadError:
+            pass
+        return self.out.read()
+
+    def read_until(self, marker):
+        buf = bytearray()
+        while marker not in buf:
+            try:
+                buf += self.obj.read(65536)
+            except ssl.SSLWantReadError:
+                self._pull()
+        return bytes(buf)
+
+
+def tls_record_types(data):
+    """The content types of the TLS records in <data> (20 change_cipher_spec, 21 alert, 22
+    handshake, 23 application data), in order; a partial last record is ignored."""
+    types, i = [], 0
+    while i + 5 <= len(data):
+        types.append(data[i])
+        i += 5 + int.from_bytes(data[i + 3:i + 5], "big")
+    return types
+
+
+def case_close_notify_with_frames_queued(s):
+    """A message and close_notify in one TCP segment: the echo is queued when close_notify is
+    read. TLS 1.2 (RFC 5246 7.2.1) says to answer close_notify with ours and drop pending
+    writes; the queued frame must not take our close_notify down with it."""
+    t = BioTLS(s.b.tls_port, s.cafile)
+    try:
+        key = "dGhlIHNhbXBsZSBub25jZQ=="
+        t.sock.sendall(t.seal(("GET /echo HTTP/1.1\r\nHost: localhost\r\nUpgrade: websocket\r\n"
+                               "Connection: Upgrade\r\nSec-WebSocket-Key: %s\r\n"
+                               "Sec-WebSocket-Version: 13\r\n\r\n" % key).encode()))
+        head = t.read_until(b"\r\n\r\n")
+        assert head.startswith(b"HTTP/1.1 101"), "upgrade: %r" % head[:80]
+        mask = b"\x01\x02\x03\x04"
+        payload = b"queued when close_notify arrives"
+        frame = bytes([0x81, 0x80 | len(payload)]) + mask + \
+            bytes(b ^ mask[i % 4] for i, b in enumerate(payload))
+        t.sock.sendall(t.seal(frame) + t.close_notify())
+        got = assert_conn_ends(t.sock, 3.0)
+        types = tls_record_types(got)
+        assert 21 in types, "no alert (close_notify) from the broker; records %r" % types
+    finally:
+        t.sock.close()
+
+
 def case_resumption(s):
     ctx = client_ctx(s.cafile)
     s1 = tls_socket(s.b.tls_port, ctx)
@@ -656,6 +736,32 @@ def _start_fails(args, what):
     return p.returncode, lines[0]
 
 
+def case_killed_while_decrypting(certs):
+    """A TLS connection the handler kills while its input is being decrypted (the answer to its
+    request found no memory): the session must outlive the decryption loop that delivered the
+    request. A fault-injection build fails every second HTTP answer (RINGCAST_FAULT)."""
+    b = Broker("--tls-listen", "127.0.0.1:0", "--tls-cert", certs.crt("ec"),
+               "--tls-key", certs.key("ec"), env={"RINGCAST_FAULT": "http_answer:2"}).start()
+    try:
+        time.sleep(0.2)
+        if not any("RINGCAST_FAULT" in line for line in b.stderr_lines):
+            print("  skipped: not a fault-injection build (the debug presets are)", flush=True)
+            return
+        r = http_get(b.port, "/healthz", close_wait=0)  # answer 1: served
+        assert r.status == 200, "first /healthz: %r" % r
+        sock = tls_socket(b.tls_port, client_ctx(certs.crt("ec")))
+        try:
+            sock.sendall(b"GET /healthz HTTP/1.1\r\nHost: localhost\r\n\r\n")  # answer 2: fails
+            assert_conn_ends(sock, 3.0)
+        finally:
+            sock.close()
+        r = http_get(b.port, "/healthz", close_wait=0)  # answer 3: served
+        assert r.status == 200, "/healthz after the failure: %r" % r
+        assert b.proc.poll() is None, "the broker died"
+    finally:
+        b.stop()
+
+
 def case_bad_files(certs, tmpdir):
     missing = os.path.join(tmpdir, "no-such.crt")
     rc, line = _start_fails(["--tls-listen", "127.0.0.1:0", "--tls-cert", missing,
@@ -695,6 +801,8 @@ def main():
             ("ALPN: h2 alone refused, http/1.1 accepted", case_alpn),
             ("plain HTTP bytes on the TLS port: closed promptly", case_garbage),
             ("close_notify: answered, connection closed", case_close_notify),
+            ("close_notify behind a message: answered all the same",
+             case_close_notify_with_frames_queued),
             ("session resumption (ticket)", case_resumption),
             ("plain listener alongside the TLS one", case_plain_alongside),
         ]
@@ -720,6 +828,8 @@ def main():
               case_reload, certs, tmpdir)
         r.run("--tls-max-handshakes: a connection past the limit waits for a turn",
               case_handshake_limit, certs)
+        r.run("a connection killed while its TLS input is decrypted (out of memory)",
+              case_killed_while_decrypting, certs)
         r.run("bad --tls-cert / --tls-key / --tls-offload refused at start, one line",
               case_bad_files, certs, tmpdir)
     finally:

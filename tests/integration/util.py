@@ -294,6 +294,66 @@ def http_get(port, path, headers=None, **kw):
     return http_request(port, (req + "\r\n").encode("latin-1"), **kw)
 
 
+def read_responses(s, n, timeout=5.0, head_only=(), buf=b""):
+    """Reads <n> responses that follow each other on a keep-alive connection <s> (pipelined
+    answers, in order). Each is framed by its Content-Length, except that those whose index is
+    in <head_only> (answers to HEAD) have no body whatever Content-Length says. Returns
+    (list of Response, the bytes received after the last one). Raises AssertionError when the
+    connection ends first, and socket.timeout after <timeout> seconds."""
+    deadline = time.monotonic() + timeout
+    data = bytearray(buf)
+    out = []
+    for i in range(n):
+        while b"\r\n\r\n" not in data:
+            chunk = _recv_some(s, deadline)
+            if not chunk:
+                raise AssertionError("connection ended after %d of %d responses: %r" %
+                                     (i, n, bytes(data[:200])))
+            data += chunk
+        head, _, rest = bytes(data).partition(b"\r\n\r\n")
+        status, reason, headers = parse_head(head + b"\r\n\r\n")
+        clen = headers.get("content-length")
+        if clen is None:
+            raise AssertionError("response %d of %d has no Content-Length: %r" % (i, n, head))
+        want = 0 if i in head_only else int(clen[0])
+        data = bytearray(rest)
+        while len(data) < want:
+            chunk = _recv_some(s, deadline)
+            if not chunk:
+                raise AssertionError("connection ended inside response %d of %d: %r" %
+                                     (i, n, bytes(data[:200])))
+            data += chunk
+        body = bytes(data[:want])
+        del data[:want]
+        out.append(Response(status, reason, headers, body, False, head + b"\r\n\r\n" + body))
+    return out, bytes(data)
+
+
+def wait_peer_end(s, timeout):
+    """Waits up to <timeout> seconds for the peer to end the connection on <s>. Returns
+    (how, data, seconds): how is "eof", "reset" or "open" (still open when the time was up),
+    data what arrived meanwhile, seconds how long it took."""
+    t0 = time.monotonic()
+    deadline = t0 + timeout
+    data = bytearray()
+    while True:
+        left = deadline - time.monotonic()
+        if left <= 0:
+            return "open", bytes(data), time.monotonic() - t0
+        s.settimeout(left)
+        try:
+            chunk = s.recv(65536)
+        except socket.timeout:
+            continue
+        except OSError as e:
+            if e.errno in (errno.ECONNRESET, errno.EPIPE):
+                return "reset", bytes(data), time.monotonic() - t0
+            raise
+        if not chunk:
+            return "eof", bytes(data), time.monotonic() - t0
+        data += chunk
+
+
 def check_refusal(r, status):
     """Asserts that <r> has status <status> (an int or a tuple of allowed ints) and a one-line
     reason body, as the contract asks of every refusal."""

@@ -1,20 +1,27 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * Unit tests for engine/room.c without io_uring: room table, member lists, the home shard's
- * member bitmap and the publish path publisher -> home -> member shards.
+ * Unit tests for engine/room.c without io_uring: room table, subscription lists, the home
+ * shard's member bitmap, the publish path publisher -> home -> member shards, publishes by name,
+ * questions to a room's home, and the JOIN/LEAVE notes that wait for memory (room_retry).
  *
  * room.c is compiled into this file by including it (h2o style), which reaches its static
  * functions (room_find, room_get) and struct room. Its two calls out of the module are
  * replaced by the test doubles below: conn_enqueue records a delivery and shard_push records
  * an envelope, which route_all() then hands to room_handle_envelope on the target shard, as
- * the xshard inbox would (FIFO per pair).
+ * the xshard inbox would (FIFO per pair). shard_push refuses the kinds named in g_push_refuse
+ * with -ENOMEM, leaving what it was given to the caller, as a queue that cannot grow does.
+ *
+ * Each fake connection keeps its subscriptions in its private area (struct tpriv): the one the
+ * helpers join and leave with, and optionally an array of further ones (a connection in many
+ * rooms). The slow-consumer close of the conn_enqueue double unsubscribes all of them, as the
+ * handler's on_close does.
  *
  * Linking: room.o, conn.o and shard.o are also in libringcast_engine.a. A static library
  * member is only pulled in to resolve a symbol still undefined, and this file defines every
  * symbol room.o exports plus the only two (conn_enqueue, shard_push) that would pull conn.o or
- * shard.o, so none of the three is linked: the archive gives msg.o and ws_frame.o only. Were
- * one of them pulled after all, the link would fail with a multiple definition, not silently
- * test the wrong code.
+ * shard.o (conn_is_open is inline in conn.h), so none of the three is linked: the archive gives
+ * msg.o, ws_frame.o and log.o (log_warn) only. Were one of them pulled after all, the link would
+ * fail with a multiple definition, not silently test the wrong code.
  *
  * Forced hash collisions: room_hash() calls XXH3_64bits_withSeed; a macro defined before the
  * include routes that call through room_test_hash(), which returns FORCED_HASH for names
@@ -28,6 +35,8 @@
 #include <stdint.h>
 #include <cmocka.h>
 /* clang-format on */
+
+#include "ws_frame.h" /* WS_OP_TEXT */
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -60,8 +69,27 @@ static uint64_t room_test_hash(const void *p, size_t len, uint64_t seed)
 
 static struct engine g_eng;
 static struct shard g_shards[MAX_SHARDS];
+/* Every shard's slot table (take_answer looks the asker up there): slot k is g_conns[k]. */
 static struct conn g_conns[MAX_CONNS];
 static unsigned g_conn_shard[MAX_CONNS]; /* the shard each of g_conns joined on */
+
+/* What a fake connection keeps in its private area, zeroed with it. */
+struct tpriv {
+    struct sub sub;   /* the subscription of join() and leave() */
+    struct sub *more; /* further subscriptions, <nr_more> of them (the test's memory) */
+    unsigned nr_more;
+};
+_Static_assert(sizeof(struct tpriv) <= CONN_PRIV_SIZE, "struct tpriv fits conn_priv");
+
+static struct tpriv *tp(struct conn *c)
+{
+    return conn_priv(c);
+}
+
+static struct sub *sub_of(struct conn *c)
+{
+    return &tp(c)->sub;
+}
 
 /* The index of <c> in g_conns, or -1 for a connection allocated elsewhere. */
 static int conn_index(const struct conn *c)
@@ -97,12 +125,23 @@ static size_t g_nr_dl;
 static struct env_rec g_envs[MAX_ENVS];
 static size_t g_nr_envs, g_env_head; /* recorded, and routed so far */
 static bool g_keep_refs;
-static struct conn *g_close_on_enqueue[4]; /* these leave their room when sent to */
+static struct conn *g_close_on_enqueue[4]; /* these leave their rooms when sent to */
+static uint32_t g_push_refuse;             /* bit 1 << kind: shard_push refuses that kind */
+static unsigned g_nr_refused;              /* envelopes refused so far */
+
+/* What the handler's on_close does: every subscription of <c> ends. */
+static void unsubscribe_all(struct shard *s, struct conn *c)
+{
+    room_unsubscribe(s, sub_of(c));
+    for (unsigned i = 0; i < tp(c)->nr_more; i++)
+        room_unsubscribe(s, &tp(c)->more[i]);
+}
 
 void conn_enqueue(struct shard *s, struct conn *c, struct msg *m)
 {
     assert_true(g_nr_dl < MAX_DELIVERIES);
     assert_true(m->len >= 2 && m->len - 2 < sizeof(g_dl[0].text));
+    assert_true(conn_is_open(c)); /* room.c sends to open connections only */
     /* A connection is only ever sent to by the shard that owns it. */
     if (conn_index(c) >= 0)
         assert_int_equal(g_conn_shard[conn_index(c)], s->id);
@@ -117,25 +156,31 @@ void conn_enqueue(struct shard *s, struct conn *c, struct msg *m)
         d->m = m;
     else
         msg_unref(m);
-    /* The slow-consumer close: conn_close_ws leaves the room from inside the fan-out. */
+    /* The slow-consumer close: on_close leaves the rooms from inside the fan-out. */
     for (size_t i = 0; i < sizeof(g_close_on_enqueue) / sizeof(g_close_on_enqueue[0]); i++)
         if (g_close_on_enqueue[i] == c) {
-            room_leave(s, c);
+            unsubscribe_all(s, c);
             c->state = CONN_CLOSING;
         }
 }
 
-void shard_push(struct shard *s, unsigned to, uint32_t kind, void *ptr, uint64_t val)
+int shard_push(struct shard *s, unsigned to, uint32_t kind, void *ptr, uint64_t val)
 {
-    assert_true(g_nr_envs < MAX_ENVS);
     assert_true(to < g_eng.nr_shards);
     assert_int_not_equal(to, s->id); /* a shard never sends itself an envelope */
+    assert_non_null(ptr);
+    if (kind < 32 && (g_push_refuse & (1u << kind))) {
+        g_nr_refused++;
+        return -ENOMEM; /* <ptr> stays the caller's */
+    }
+    assert_true(g_nr_envs < MAX_ENVS);
     struct env_rec *r = &g_envs[g_nr_envs++];
     r->to = to;
     r->env.kind = kind;
     r->env.arg = s->id;
     r->env.ptr = ptr;
     r->env.val = val;
+    return 0;
 }
 
 /* Hands every recorded envelope to its target, including those pushed meanwhile, in order. */
@@ -164,6 +209,45 @@ static void release_deliveries(void)
         }
 }
 
+/* Answers handed to on_answer (room_ask), copied. */
+struct answer_rec {
+    unsigned shard;
+    struct conn *c;
+    uint32_t question;
+    int status;
+    uint32_t nr_shards, nr_home_members;
+    uint64_t cookie;
+    struct reply_to reply;
+    char name[32];
+};
+
+#define MAX_ANSWERS 16
+
+static struct answer_rec g_answers[MAX_ANSWERS];
+static size_t g_nr_answers;
+
+static void on_answer(struct shard *s, struct conn *c, const struct room_ask *a)
+{
+    assert_true(g_nr_answers < MAX_ANSWERS);
+    assert_true(a->name_len < sizeof(g_answers[0].name));
+    /* Only for the asker, on its shard, while it is open. */
+    assert_int_equal(a->reply.shard, s->id);
+    assert_ptr_equal(c, &s->conns[a->reply.slot]);
+    assert_int_equal(c->gen, a->reply.gen);
+    assert_true(conn_is_open(c));
+    struct answer_rec *r = &g_answers[g_nr_answers++];
+    memset(r, 0, sizeof(*r));
+    r->shard = s->id;
+    r->c = c;
+    r->question = a->question;
+    r->status = a->status;
+    r->nr_shards = a->nr_shards;
+    r->nr_home_members = a->nr_home_members;
+    r->cookie = a->cookie;
+    r->reply = a->reply;
+    memcpy(r->name, a->name, a->name_len);
+}
+
 /* ---------------------------------------------------------------------------------------------
  * Fixtures and helpers
  * -------------------------------------------------------------------------------------------*/
@@ -177,12 +261,18 @@ static void reset_world(unsigned nr_shards)
     memset(g_close_on_enqueue, 0, sizeof(g_close_on_enqueue));
     g_nr_dl = g_nr_envs = g_env_head = 0;
     g_keep_refs = false;
+    g_push_refuse = 0;
+    g_nr_refused = 0;
+    g_nr_answers = 0;
     g_eng.nr_shards = nr_shards;
     g_eng.shards = g_shards;
     g_eng.room_seed = SEED;
     for (unsigned i = 0; i < nr_shards; i++) {
         g_shards[i].id = i;
         g_shards[i].eng = &g_eng;
+        g_shards[i].conns = g_conns;
+        g_shards[i].nr_slots = MAX_CONNS;
+        assert_int_equal(room_table_init(&g_shards[i].rooms), 0);
     }
 }
 
@@ -205,10 +295,11 @@ static int teardown(void **state)
 {
     (void)state;
     for (size_t i = g_env_head; i < g_nr_envs; i++)
-        msg_unref(g_envs[i].env.ptr);
+        room_envelope_drop(&g_envs[i].env);
     g_nr_envs = g_env_head = 0;
     release_deliveries();
     g_nr_dl = 0;
+    g_push_refuse = 0;
     for (unsigned i = 0; i < g_eng.nr_shards; i++)
         room_table_fini(&g_shards[i]);
     return 0;
@@ -219,32 +310,54 @@ static struct conn *mkconn(unsigned k, uint32_t idx, uint32_t gen)
     assert_true(k < MAX_CONNS);
     struct conn *c = &g_conns[k];
     memset(c, 0, sizeof(*c));
-    c->state = CONN_WS;
+    c->state = CONN_OPEN;
     c->idx = idx;
     c->gen = gen;
     return c;
 }
 
-static void join(unsigned shard, struct conn *c, const char *name)
+static void join_with(unsigned shard, struct conn *c, const char *name, uint32_t flags)
 {
     if (conn_index(c) >= 0)
         g_conn_shard[conn_index(c)] = shard;
-    assert_int_equal(room_join(&g_shards[shard], c, name, strlen(name)), 0);
-    assert_non_null(c->room);
+    struct sub *sub = sub_of(c);
+    assert_null(sub->room);
+    assert_int_equal(room_subscribe(&g_shards[shard], sub, c, name, strlen(name), flags), 0);
+    assert_non_null(sub->room);
+    assert_ptr_equal(sub->conn, c);
+    assert_int_equal(sub->flags, flags);
+    assert_true(list_linked(&sub->link));
+}
+
+static void join(unsigned shard, struct conn *c, const char *name)
+{
+    join_with(shard, c, name, 0);
 }
 
 static void leave(unsigned shard, struct conn *c)
 {
-    room_leave(&g_shards[shard], c);
-    assert_null(c->room);
-    assert_null(c->room_next);
-    assert_null(c->room_prev);
+    room_unsubscribe(&g_shards[shard], sub_of(c));
+    assert_null(sub_of(c)->room);
+    assert_false(list_linked(&sub_of(c)->link));
 }
 
 static void publish(unsigned shard, struct conn *c, const char *text)
 {
     assert_int_equal(
-        room_publish(&g_shards[shard], c, WS_OP_TEXT, (const uint8_t *)text, strlen(text)), 0);
+        room_publish(&g_shards[shard], sub_of(c), WS_OP_TEXT, (const uint8_t *)text, strlen(text)),
+        0);
+}
+
+static void publish_by_name(unsigned shard, const char *name, const char *text)
+{
+    assert_int_equal(room_publish_by_name(&g_shards[shard], name, strlen(name), WS_OP_TEXT,
+                                          (const uint8_t *)text, strlen(text)),
+                     0);
+}
+
+static unsigned home_of(const char *name)
+{
+    return room_home(&g_eng, room_hash(&g_eng, name, strlen(name)));
 }
 
 static struct room *lookup(unsigned shard, const char *name)
@@ -263,26 +376,30 @@ static void name_with_home(char *out, size_t cap, unsigned home)
 {
     for (unsigned i = 0;; i++) {
         snprintf(out, cap, "room-%u", i);
-        if (room_home(&g_eng, room_hash(&g_eng, out, strlen(out))) == home)
+        if (home_of(out) == home)
             return;
     }
 }
 
-/* The member list of <r> is exactly <expect>[0..<n>), in order, and doubly linked. */
+/* The subscription list of <r> is exactly the subs of <expect>[0..<n>), in order, and doubly
+ * linked. */
 static void check_members(struct room *r, struct conn *const *expect, size_t n)
 {
     assert_non_null(r);
-    assert_int_equal(r->nr_members, n);
-    struct conn *prev = NULL;
+    assert_int_equal(r->nr_subs, n);
+    const struct list *prev = &r->subs;
     size_t i = 0;
-    for (struct conn *c = r->members; c; c = c->room_next, i++) {
+    for (const struct list *pos = r->subs.next; pos != &r->subs; pos = pos->next, i++) {
         assert_true(i < n);
-        assert_ptr_equal(c, expect[i]);
-        assert_ptr_equal(c->room, r);
-        assert_ptr_equal(c->room_prev, prev);
-        prev = c;
+        const struct sub *sub = container_of(pos, struct sub, link);
+        assert_ptr_equal(sub, sub_of(expect[i]));
+        assert_ptr_equal(sub->conn, expect[i]);
+        assert_ptr_equal(sub->room, r);
+        assert_ptr_equal(pos->prev, prev);
+        prev = pos;
     }
     assert_int_equal(i, n);
+    assert_ptr_equal(r->subs.prev, prev);
 }
 
 static unsigned nr_delivered_to(const struct conn *c)
@@ -290,6 +407,15 @@ static unsigned nr_delivered_to(const struct conn *c)
     unsigned n = 0;
     for (size_t i = 0; i < g_nr_dl; i++)
         n += g_dl[i].c == c;
+    return n;
+}
+
+/* Deliveries to <c> of a frame with payload <text>. */
+static unsigned nr_delivered_text(const struct conn *c, const char *text)
+{
+    unsigned n = 0;
+    for (size_t i = 0; i < g_nr_dl; i++)
+        n += g_dl[i].c == c && strcmp(g_dl[i].text, text) == 0;
     return n;
 }
 
@@ -301,11 +427,20 @@ static unsigned nr_envs(uint32_t kind, unsigned from, unsigned to)
     return n;
 }
 
+static unsigned nr_envs_kind(uint32_t kind)
+{
+    unsigned n = 0;
+    for (size_t i = 0; i < g_nr_envs; i++)
+        n += g_envs[i].env.kind == kind;
+    return n;
+}
+
 static void check_no_rooms(void)
 {
     for (unsigned i = 0; i < g_eng.nr_shards; i++) {
         assert_int_equal(g_shards[i].rooms.nr, 0);
         assert_int_equal(rooms_stat(i), 0);
+        assert_true(list_empty(&g_shards[i].rooms.pending));
     }
 }
 
@@ -433,16 +568,24 @@ static void first_member_off_home_tells_home(void **state)
     assert_int_equal(e->env.kind, XS_JOIN);
     assert_int_equal(e->env.arg, 0);
     assert_int_equal(e->env.val, 0);
-    const struct msg *m = e->env.ptr;
-    assert_int_equal(m->len, 0);
-    assert_int_equal(m->room_hash, hash);
-    assert_int_equal(m->name_len, strlen(name));
-    assert_memory_equal(msg_room_name(m), name, strlen(name));
+    /* A JOIN carries a room of the member shard's making, for the home to keep. */
+    const struct room *note = e->env.ptr;
+    assert_int_equal(note->hash, hash);
+    assert_int_equal(note->home, 2);
+    assert_int_equal(note->name_len, strlen(name));
+    assert_memory_equal(note->name, name, strlen(name));
+    assert_int_equal(note->nr_subs, 0);
+    assert_int_equal(note->shard_mask, 0);
+    assert_false(note->home_knows);
+    assert_false(list_linked(&note->pending));
 
     struct room *r = lookup(0, name);
     assert_non_null(r);
+    assert_ptr_not_equal(r, note); /* the member shard keeps its own */
     assert_int_equal(r->home, 2);
     assert_int_equal(r->shard_mask, 0); /* only the home keeps a bitmap */
+    assert_true(r->home_knows);
+    assert_false(list_linked(&r->pending));
 
     join(0, b, name); /* not the first: no envelope */
     assert_int_equal(g_nr_envs, 1);
@@ -450,7 +593,7 @@ static void first_member_off_home_tells_home(void **state)
     route_all();
     struct room *home = lookup(2, name);
     assert_non_null(home);
-    assert_int_equal(home->nr_members, 0);
+    assert_int_equal(home->nr_subs, 0);
     assert_int_equal(home->shard_mask, 1u << 0);
     assert_int_equal(rooms_stat(2), 1);
 
@@ -461,6 +604,12 @@ static void first_member_off_home_tells_home(void **state)
     assert_int_equal(g_envs[1].env.kind, XS_LEAVE);
     assert_int_equal(g_envs[1].to, 2);
     assert_int_equal(g_envs[1].env.val, 0);
+    /* A LEAVE carries the name in a frameless msg. */
+    const struct msg *m = g_envs[1].env.ptr;
+    assert_int_equal(m->len, 0);
+    assert_int_equal(m->room_hash, hash);
+    assert_int_equal(m->name_len, strlen(name));
+    assert_memory_equal(msg_room_name(m), name, strlen(name));
     assert_null(lookup(0, name)); /* freed on the member shard at once */
     assert_int_equal(g_shards[0].rooms.nr, 0);
 
@@ -516,7 +665,7 @@ static void home_bitmap_follows_joins_and_leaves(void **state)
     leave(2, h1);
     assert_int_equal(home->shard_mask, 0xb); /* bit 2 off, the room stays for the others */
     assert_ptr_equal(lookup(2, name), home);
-    assert_int_equal(home->nr_members, 0);
+    assert_int_equal(home->nr_subs, 0);
 
     leave(1, c1);
     route_all();
@@ -539,13 +688,12 @@ static void publish_on_home_delivers_to_local_members(void **state)
     (void)state;
     struct conn *p = mkconn(0, 7, 3), *a = mkconn(1, 8, 1), *b = mkconn(2, 9, 1);
     struct conn *e = mkconn(3, 10, 1), *x = mkconn(4, 11, 1);
-    e->flags |= CF_ECHO_SELF;
     join(0, p, "chat");
     join(0, a, "chat");
     join(0, b, "chat");
-    join(0, e, "chat");
+    join_with(0, e, "chat", SUB_ECHO);
     join(0, x, "chat");
-    x->state = CONN_CLOSING; /* not sent to: only upgraded members are */
+    x->state = CONN_CLOSING; /* not sent to: only open members are */
 
     publish(0, p, "hello");
     assert_int_equal(g_nr_envs, 0);
@@ -563,7 +711,7 @@ static void publish_on_home_delivers_to_local_members(void **state)
     }
 
     settle();
-    publish(0, e, "echo"); /* CF_ECHO_SELF: the publisher gets its own message */
+    publish(0, e, "echo"); /* SUB_ECHO: the publisher gets its own message */
     assert_int_equal(g_nr_dl, 4);
     assert_int_equal(nr_delivered_to(e), 1);
     assert_int_equal(nr_delivered_to(p), 1);
@@ -838,10 +986,10 @@ static void member_leaving_during_fanout(void **state)
     assert_int_equal(nr_delivered_to(b), 1);
     assert_int_equal(nr_delivered_to(c), 1);
     assert_int_equal(nr_delivered_to(z), 1);
-    assert_null(b->room);
+    assert_null(sub_of(b)->room);
     check_members(lookup(2, name), (struct conn *[]){c, a, p}, 3);
     /* z was shard 0's last member: its room went, and home heard of it. */
-    assert_null(z->room);
+    assert_null(sub_of(z)->room);
     assert_null(lookup(0, name));
     assert_int_equal(nr_envs(XS_LEAVE, 0, 2), 1);
     assert_int_equal(lookup(2, name)->shard_mask, 1u << 2);
@@ -873,7 +1021,7 @@ static void table_grows_past_63_rooms(void **state)
         snprintf(name, sizeof(name), "grow-%u", i);
         for (unsigned k = 0; k < 2; k++) {
             struct conn *c = &cs[2 * i + k];
-            c->state = CONN_WS;
+            c->state = CONN_OPEN;
             c->idx = 2 * i + k;
             c->gen = 1;
             join(0, c, name);
@@ -914,7 +1062,7 @@ static void table_grows_on_every_shard(void **state)
     char name[32];
     for (unsigned i = 0; i < MANY_ROOMS; i++) {
         snprintf(name, sizeof(name), "many-%u", i);
-        cs[i].state = CONN_WS;
+        cs[i].state = CONN_OPEN;
         cs[i].idx = i;
         join(i % 4, &cs[i], name);
     }
@@ -1043,6 +1191,861 @@ static void table_fini_frees_what_is_left(void **state)
     }
 }
 
+/* ---------------------------------------------------------------------------------------------
+ * Many subscriptions per connection
+ * -------------------------------------------------------------------------------------------*/
+
+#define MULTI 20
+
+/*
+ * One connection <x> on shard 0 subscribed to MULTI rooms, MULTI / 4 with each shard as home,
+ * through the subscriptions <xs> its private area points to; room i has one other member,
+ * pubs[i], on shard 1 + i % 3.
+ */
+struct multi {
+    char names[MULTI][32];
+    struct sub xs[MULTI];
+    struct conn *x;
+    struct conn *pubs[MULTI];
+};
+
+static unsigned multi_pub_shard(unsigned i)
+{
+    return 1 + i % 3;
+}
+
+static void multi_setup(struct multi *t)
+{
+    memset(t, 0, sizeof(*t));
+    unsigned per_home[MAX_SHARDS] = {0};
+    for (unsigned j = 0, n = 0; n < MULTI; j++) {
+        char name[32];
+        snprintf(name, sizeof(name), "multi-%u", j);
+        unsigned h = home_of(name);
+        if (per_home[h] == MULTI / 4)
+            continue;
+        per_home[h]++;
+        memcpy(t->names[n++], name, sizeof(name));
+    }
+    for (unsigned i = 0; i < MULTI; i++) {
+        t->pubs[i] = mkconn(1 + i, 100 + i, 1);
+        join(multi_pub_shard(i), t->pubs[i], t->names[i]);
+    }
+    settle();
+
+    t->x = mkconn(0, 1, 1);
+    g_conn_shard[0] = 0;
+    tp(t->x)->more = t->xs;
+    tp(t->x)->nr_more = MULTI;
+    for (unsigned i = 0; i < MULTI; i++) {
+        const char *name = t->names[i];
+        assert_int_equal(room_subscribe(&g_shards[0], &t->xs[i], t->x, name, strlen(name), 0), 0);
+        assert_ptr_equal(t->xs[i].room, lookup(0, name));
+        assert_ptr_equal(t->xs[i].conn, t->x);
+    }
+    /* One JOIN per room whose home is elsewhere, none for shard 0's own. */
+    assert_int_equal(g_nr_envs, MULTI - MULTI / 4);
+    for (unsigned h = 1; h < 4; h++)
+        assert_int_equal(nr_envs(XS_JOIN, 0, h), MULTI / 4);
+    settle();
+    assert_int_equal(g_shards[0].rooms.nr, MULTI);
+    for (unsigned i = 0; i < MULTI; i++) {
+        struct room *home = lookup(home_of(t->names[i]), t->names[i]);
+        assert_non_null(home);
+        assert_int_equal(home->shard_mask, 1ull << 0 | 1ull << multi_pub_shard(i));
+        assert_int_equal(lookup(0, t->names[i])->nr_subs, 1);
+    }
+}
+
+static void multi_teardown(struct multi *t)
+{
+    settle();
+    for (unsigned i = 0; i < MULTI; i++)
+        room_unsubscribe(&g_shards[0], &t->xs[i]);
+    for (unsigned i = 0; i < MULTI; i++)
+        leave(multi_pub_shard(i), t->pubs[i]);
+    route_all();
+    check_no_rooms();
+}
+
+/* Every other member publishes once in its room. */
+static void multi_publish_all(struct multi *t)
+{
+    char text[16];
+    for (unsigned i = 0; i < MULTI; i++) {
+        snprintf(text, sizeof(text), "m-%u", i);
+        publish(multi_pub_shard(i), t->pubs[i], text);
+    }
+    route_all();
+}
+
+static void one_connection_in_twenty_rooms(void **state)
+{
+    (void)state;
+    struct multi *t = malloc(sizeof(*t));
+    assert_non_null(t);
+    multi_setup(t);
+    char text[16];
+
+    /* Each room's publish reaches x once, through that room's subscription. */
+    multi_publish_all(t);
+    assert_int_equal(g_nr_dl, MULTI);
+    assert_int_equal(nr_delivered_to(t->x), MULTI);
+    for (unsigned i = 0; i < MULTI; i++) {
+        snprintf(text, sizeof(text), "m-%u", i);
+        assert_int_equal(nr_delivered_text(t->x, text), 1);
+        assert_int_equal(nr_delivered_to(t->pubs[i]), 0);
+    }
+
+    /* x publishes in each room through the matching subscription: only that room hears. */
+    settle();
+    for (unsigned i = 0; i < MULTI; i++) {
+        snprintf(text, sizeof(text), "x-%u", i);
+        assert_int_equal(
+            room_publish(&g_shards[0], &t->xs[i], WS_OP_TEXT, (const uint8_t *)text, strlen(text)),
+            0);
+    }
+    route_all();
+    assert_int_equal(g_nr_dl, MULTI);
+    assert_int_equal(nr_delivered_to(t->x), 0);
+    for (unsigned i = 0; i < MULTI; i++) {
+        snprintf(text, sizeof(text), "x-%u", i);
+        assert_int_equal(nr_delivered_text(t->pubs[i], text), 1);
+        assert_int_equal(nr_delivered_to(t->pubs[i]), 1);
+    }
+
+    /* Unsubscribing one room at a time leaves the others as they were. */
+    for (unsigned j = 0; j < MULTI; j++) {
+        settle();
+        const char *name = t->names[j];
+        unsigned home = home_of(name);
+        room_unsubscribe(&g_shards[0], &t->xs[j]);
+        assert_null(t->xs[j].room);
+        assert_false(list_linked(&t->xs[j].link));
+        room_unsubscribe(&g_shards[0], &t->xs[j]); /* twice is a no-op */
+        if (home == 0) {
+            assert_int_equal(g_nr_envs, 0);
+            struct room *r = lookup(0, name); /* the home keeps it for shard 1 + j % 3 */
+            assert_non_null(r);
+            assert_int_equal(r->nr_subs, 0);
+        } else {
+            assert_int_equal(g_nr_envs, 1);
+            assert_int_equal(nr_envs(XS_LEAVE, 0, home), 1);
+            assert_null(lookup(0, name));
+        }
+        route_all();
+        assert_int_equal(lookup(home, name)->shard_mask, 1ull << multi_pub_shard(j));
+        for (unsigned k = j + 1; k < MULTI; k++) {
+            struct room *r = lookup(0, t->names[k]);
+            assert_ptr_equal(t->xs[k].room, r);
+            assert_int_equal(r->nr_subs, 1);
+            struct room *h = lookup(home_of(t->names[k]), t->names[k]);
+            assert_int_equal(h->shard_mask, 1ull << 0 | 1ull << multi_pub_shard(k));
+        }
+
+        settle();
+        multi_publish_all(t);
+        assert_int_equal(nr_delivered_to(t->x), MULTI - j - 1);
+        for (unsigned k = 0; k < MULTI; k++) {
+            snprintf(text, sizeof(text), "m-%u", k);
+            assert_int_equal(nr_delivered_text(t->x, text), k > j);
+        }
+    }
+    /* What is left on shard 0: the rooms it is home of, for their other members. */
+    assert_int_equal(g_shards[0].rooms.nr, MULTI / 4);
+
+    multi_teardown(t);
+    free(t);
+}
+
+/* The connection closes (slow consumer) while a publish in one of its rooms is sent to it:
+ * every one of its subscriptions ends, and each home hears of it once. */
+static void connection_in_many_rooms_closed_mid_fanout(void **state)
+{
+    (void)state;
+    struct multi *t = malloc(sizeof(*t));
+    assert_non_null(t);
+    multi_setup(t);
+
+    g_close_on_enqueue[0] = t->x;
+    for (unsigned i = 0; i < MULTI; i += 7) {
+        settle();
+        publish(multi_pub_shard(i), t->pubs[i], "bye");
+        route_all();
+        /* Only the first one reaches x: it closed and left every room then. */
+        assert_int_equal(nr_delivered_to(t->x), i == 0);
+    }
+    assert_false(conn_is_open(t->x));
+    for (unsigned i = 0; i < MULTI; i++) {
+        assert_null(t->xs[i].room);
+        unsigned home = home_of(t->names[i]);
+        assert_int_equal(lookup(home, t->names[i])->shard_mask, 1ull << multi_pub_shard(i));
+        if (home != 0)
+            assert_null(lookup(0, t->names[i]));
+    }
+    assert_int_equal(g_shards[0].rooms.nr, MULTI / 4);
+    assert_true(list_empty(&g_shards[0].rooms.pending));
+
+    multi_teardown(t);
+    free(t);
+}
+
+/* ---------------------------------------------------------------------------------------------
+ * Publish by name
+ * -------------------------------------------------------------------------------------------*/
+
+/* From shard 3, neither home (2) nor member shard: every member on every shard gets it, none
+ * is taken for the publisher, whatever its slot and generation. */
+static void publish_by_name_reaches_every_member(void **state)
+{
+    (void)state;
+    char name[32];
+    name_with_home(name, sizeof(name), 2);
+    /* Slot 0 generation 0 on shard 0 (a zero origin), and the slot of origin UINT32_MAX. */
+    struct conn *a0 = mkconn(0, 0, 0), *b0 = mkconn(1, 0xffffff, 0);
+    struct conn *a1 = mkconn(2, 1, 1), *h = mkconn(3, 2, 1);
+    struct conn *e0 = mkconn(4, 3, 1);
+    join(0, a0, name);
+    join(0, b0, name);
+    join(1, a1, name);
+    join(2, h, name);
+    join_with(0, e0, name, SUB_ECHO);
+    settle();
+    struct conn *all[] = {a0, b0, a1, h, e0};
+
+    publish_by_name(3, name, "by-name");
+    assert_int_equal(g_nr_envs, 1);
+    assert_int_equal(nr_envs(XS_PUBLISH, 3, 2), 1);
+    assert_int_equal(g_nr_dl, 0);
+    const struct msg *m = g_envs[0].env.ptr;
+    assert_int_equal(m->origin, UINT32_MAX);
+    assert_int_equal(m->room_hash, room_hash(&g_eng, name, strlen(name)));
+    route_all();
+    assert_int_equal(g_nr_envs, 3);
+    assert_int_equal(nr_envs(XS_DELIVER, 2, 0), 1);
+    assert_int_equal(nr_envs(XS_DELIVER, 2, 1), 1);
+    assert_int_equal(g_nr_dl, 5);
+    for (size_t i = 0; i < 5; i++)
+        assert_int_equal(nr_delivered_to(all[i]), 1);
+    for (size_t i = 0; i < g_nr_dl; i++) {
+        assert_int_equal(g_dl[i].b0, 0x80 | WS_OP_TEXT);
+        assert_string_equal(g_dl[i].text, "by-name");
+        assert_int_equal(g_dl[i].origin, UINT32_MAX);
+    }
+    assert_int_equal(g_shards[3].rooms.nr, 0); /* nothing made on the way */
+
+    /* From the home and from a member shard: the same, no origin skipped there either. */
+    for (unsigned from = 0; from < 3; from++) {
+        settle();
+        publish_by_name(from, name, "again");
+        route_all();
+        assert_int_equal(g_nr_dl, 5);
+        for (size_t i = 0; i < 5; i++)
+            assert_int_equal(nr_delivered_text(all[i], "again"), 1);
+        assert_int_equal(nr_envs(XS_PUBLISH, from, 2), from != 2);
+    }
+
+    settle();
+    leave(0, a0);
+    leave(0, b0);
+    leave(1, a1);
+    leave(2, h);
+    leave(0, e0);
+    route_all();
+    check_no_rooms();
+}
+
+/* A room without members drops a publish by name: nothing created, nothing delivered, the
+ * message freed (ASan's leak check), from a bystander shard or from the home. */
+static void publish_by_name_to_empty_room_is_dropped(void **state)
+{
+    (void)state;
+    char name[32];
+    name_with_home(name, sizeof(name), 2);
+
+    publish_by_name(3, name, "nobody");
+    assert_int_equal(g_nr_envs, 1);
+    struct msg *m = msg_ref(g_envs[0].env.ptr); /* the test's own, to watch the count */
+    route_all();
+    assert_int_equal(g_nr_envs, 1);
+    assert_int_equal(g_nr_dl, 0);
+    assert_int_equal(atomic_load(&m->refs), 1); /* the home dropped the envelope's */
+    msg_unref(m);
+    check_no_rooms();
+
+    settle();
+    publish_by_name(2, name, "nobody");
+    assert_int_equal(g_nr_envs, 0);
+    assert_int_equal(g_nr_dl, 0);
+    check_no_rooms();
+
+    /* A room whose members all left is as empty. */
+    struct conn *a = mkconn(0, 1, 1);
+    join(1, a, name);
+    leave(1, a);
+    settle();
+    publish_by_name(0, name, "gone");
+    route_all();
+    assert_int_equal(g_nr_dl, 0);
+    assert_int_equal(g_nr_envs, 1);
+    check_no_rooms();
+}
+
+/* ---------------------------------------------------------------------------------------------
+ * Questions to a room's home
+ * -------------------------------------------------------------------------------------------*/
+
+static void ask(unsigned shard, struct conn *c, const char *name, uint64_t cookie)
+{
+    struct room_ask *a =
+        room_ask_create(&g_shards[shard], c, ROOM_Q_INFO, name, strlen(name), on_answer);
+    assert_non_null(a);
+    assert_int_equal(a->question, ROOM_Q_INFO);
+    assert_int_equal(a->reply.shard, shard);
+    assert_int_equal(a->reply.slot, c->idx);
+    assert_int_equal(a->reply.gen, c->gen);
+    assert_ptr_equal(a->on_answer, on_answer);
+    assert_int_equal(a->hash, room_hash(&g_eng, name, strlen(name)));
+    assert_int_equal(a->name_len, strlen(name));
+    assert_memory_equal(a->name, name, strlen(name));
+    a->cookie = cookie;
+    assert_int_equal(room_ask(&g_shards[shard], a), 0);
+}
+
+/* Members on shards 0, 1 (home, two) and 2; the asker on shard 3 is in no room. */
+static void ask_info_is_answered_on_the_askers_shard(void **state)
+{
+    (void)state;
+    char name[32];
+    name_with_home(name, sizeof(name), 1);
+    struct conn *h0 = mkconn(0, 0, 1), *h1 = mkconn(1, 1, 1), *m0 = mkconn(2, 2, 1);
+    struct conn *m2 = mkconn(3, 3, 1), *asker = mkconn(10, 10, 5);
+    join(1, h0, name);
+    join(1, h1, name);
+    join(0, m0, name);
+    join(2, m2, name);
+    settle();
+
+    ask(3, asker, name, 77);
+    assert_int_equal(g_nr_envs, 1);
+    assert_int_equal(nr_envs(XS_ASK, 3, 1), 1);
+    assert_int_equal(g_nr_answers, 0); /* not before the home answered */
+    route_all();
+    assert_int_equal(g_nr_envs, 2);
+    assert_int_equal(nr_envs(XS_ANSWER, 1, 3), 1);
+    assert_int_equal(g_nr_answers, 1);
+    const struct answer_rec *r = &g_answers[0];
+    assert_int_equal(r->shard, 3);
+    assert_ptr_equal(r->c, asker);
+    assert_int_equal(r->question, ROOM_Q_INFO);
+    assert_int_equal(r->cookie, 77);
+    assert_int_equal(r->status, 0);
+    assert_int_equal(r->nr_shards, 3);
+    assert_int_equal(r->nr_home_members, 2);
+    assert_string_equal(r->name, name);
+
+    /* The answer follows the membership: shard 0 leaves, the home's members go. */
+    settle();
+    leave(0, m0);
+    leave(1, h0);
+    route_all();
+    ask(3, asker, name, 78);
+    route_all();
+    assert_int_equal(g_nr_answers, 2);
+    assert_int_equal(g_answers[1].cookie, 78);
+    assert_int_equal(g_answers[1].status, 0);
+    assert_int_equal(g_answers[1].nr_shards, 2);
+    assert_int_equal(g_answers[1].nr_home_members, 1);
+    leave(1, h1);
+    route_all();
+    ask(3, asker, name, 79);
+    route_all();
+    assert_int_equal(g_nr_answers, 3);
+    assert_int_equal(g_answers[2].status, 0);
+    assert_int_equal(g_answers[2].nr_shards, 1);
+    assert_int_equal(g_answers[2].nr_home_members, 0);
+
+    /* Asked on the home itself: answered at once, no envelope. */
+    settle();
+    struct conn *local = mkconn(11, 11, 1);
+    ask(1, local, name, 80);
+    assert_int_equal(g_nr_envs, 0);
+    assert_int_equal(g_nr_answers, 4);
+    assert_int_equal(g_answers[3].shard, 1);
+    assert_ptr_equal(g_answers[3].c, local);
+    assert_int_equal(g_answers[3].status, 0);
+    assert_int_equal(g_answers[3].nr_shards, 1);
+
+    leave(2, m2);
+    route_all();
+    check_no_rooms();
+}
+
+static void ask_about_unknown_room_is_enoent(void **state)
+{
+    (void)state;
+    char name[32];
+    name_with_home(name, sizeof(name), 1);
+    struct conn *asker = mkconn(5, 5, 2);
+
+    ask(3, asker, name, 1);
+    route_all();
+    assert_int_equal(g_nr_answers, 1);
+    assert_int_equal(g_answers[0].status, -ENOENT);
+    assert_int_equal(g_answers[0].nr_shards, 0);
+    assert_int_equal(g_answers[0].nr_home_members, 0);
+    assert_int_equal(g_answers[0].cookie, 1);
+    check_no_rooms(); /* the question made no room */
+
+    /* Home on the asker's shard: answered at once. */
+    name_with_home(name, sizeof(name), 3);
+    ask(3, asker, name, 2);
+    assert_int_equal(g_nr_answers, 2);
+    assert_int_equal(g_answers[1].status, -ENOENT);
+
+    /* A room that existed and emptied is unknown again. */
+    struct conn *m = mkconn(6, 6, 1);
+    name_with_home(name, sizeof(name), 1);
+    join(2, m, name);
+    leave(2, m);
+    route_all();
+    ask(3, asker, name, 3);
+    route_all();
+    assert_int_equal(g_nr_answers, 3);
+    assert_int_equal(g_answers[2].status, -ENOENT);
+    check_no_rooms();
+}
+
+/* The asker goes while the answer travels: the callback is not called, the ask is freed. */
+static void ask_answer_dropped_when_asker_gone(void **state)
+{
+    (void)state;
+    char name[32];
+    name_with_home(name, sizeof(name), 1);
+    struct conn *m = mkconn(0, 0, 1), *asker = mkconn(10, 10, 5);
+    join(1, m, name);
+    settle();
+
+    /* Closed and its slot reused: a newer generation, open. */
+    ask(3, asker, name, 1);
+    asker->gen++;
+    route_all();
+    assert_int_equal(nr_envs(XS_ANSWER, 1, 3), 1);
+    assert_int_equal(g_nr_answers, 0);
+
+    /* Closing, same generation. */
+    settle();
+    ask(3, asker, name, 2);
+    asker->state = CONN_CLOSING;
+    route_all();
+    assert_int_equal(nr_envs(XS_ANSWER, 1, 3), 1);
+    assert_int_equal(g_nr_answers, 0);
+
+    /* Its slot freed (state FREE). */
+    settle();
+    asker->state = CONN_OPEN;
+    ask(3, asker, name, 3);
+    asker->state = CONN_FREE;
+    route_all();
+    assert_int_equal(g_nr_answers, 0);
+
+    /* Open again under the same generation: answered as usual. */
+    settle();
+    asker->state = CONN_OPEN;
+    ask(3, asker, name, 4);
+    route_all();
+    assert_int_equal(g_nr_answers, 1);
+    assert_int_equal(g_answers[0].cookie, 4);
+
+    leave(1, m);
+    route_all();
+    check_no_rooms();
+}
+
+/* Without memory for the envelope there, the ask is freed: room_ask says so; the home drops
+ * the answer it cannot send back. */
+static void ask_dropped_without_memory(void **state)
+{
+    (void)state;
+    char name[32];
+    name_with_home(name, sizeof(name), 1);
+    struct conn *asker = mkconn(10, 10, 5);
+    struct room_ask *a =
+        room_ask_create(&g_shards[3], asker, ROOM_Q_INFO, name, strlen(name), on_answer);
+    assert_non_null(a);
+    g_push_refuse = 1u << XS_ASK;
+    assert_int_equal(room_ask(&g_shards[3], a), -ENOMEM);
+    assert_int_equal(g_nr_refused, 1);
+    assert_int_equal(g_nr_envs, 0);
+
+    g_push_refuse = 1u << XS_ANSWER;
+    ask(3, asker, name, 9);
+    route_all();
+    assert_int_equal(g_nr_refused, 2);
+    assert_int_equal(g_nr_envs, 1); /* the ASK only */
+    assert_int_equal(g_nr_answers, 0);
+    g_push_refuse = 0;
+    check_no_rooms();
+}
+
+/* ---------------------------------------------------------------------------------------------
+ * JOIN and LEAVE are never lost
+ * -------------------------------------------------------------------------------------------*/
+
+static bool is_pending(unsigned shard, const struct room *r)
+{
+    struct list *pos, *tmp;
+    list_for_each_safe(pos, tmp, &g_shards[shard].rooms.pending)
+    {
+        if (pos == &r->pending)
+            return true;
+    }
+    return false;
+}
+
+static void failed_join_is_retried(void **state)
+{
+    (void)state;
+    char name[32];
+    name_with_home(name, sizeof(name), 2);
+    struct conn *h = mkconn(0, 1, 1), *x = mkconn(1, 2, 1), *y = mkconn(2, 3, 1);
+    join(2, h, name);
+
+    g_push_refuse = 1u << XS_JOIN;
+    join(0, x, name); /* the subscription itself succeeds */
+    assert_int_equal(g_nr_refused, 1);
+    assert_int_equal(g_nr_envs, 0);
+    struct room *r = lookup(0, name);
+    check_members(r, (struct conn *[]){x}, 1);
+    assert_true(is_pending(0, r));
+    assert_false(r->home_knows);
+    struct room *home = lookup(2, name);
+    assert_int_equal(home->shard_mask, 1ull << 2); /* the home lacks shard 0 */
+
+    /* A second member changes nothing: the JOIN is still the one pending. */
+    join(0, y, name);
+    assert_int_equal(g_nr_refused, 1);
+    assert_true(is_pending(0, r));
+
+    /* Meanwhile the home does not send to shard 0. */
+    publish(2, h, "early");
+    assert_int_equal(g_nr_envs, 0);
+    assert_int_equal(g_nr_dl, 0);
+
+    /* Still no memory: still pending. */
+    assert_true(room_retry(&g_shards[0]));
+    assert_int_equal(g_nr_refused, 2);
+    assert_int_equal(g_nr_envs, 0);
+    assert_true(is_pending(0, r));
+
+    g_push_refuse = 0;
+    assert_false(room_retry(&g_shards[0]));
+    assert_int_equal(g_nr_envs, 1);
+    assert_int_equal(nr_envs(XS_JOIN, 0, 2), 1);
+    assert_false(is_pending(0, r));
+    assert_true(list_empty(&g_shards[0].rooms.pending));
+    assert_true(r->home_knows);
+    assert_ptr_equal(lookup(0, name), r);
+    assert_false(room_retry(&g_shards[0])); /* nothing left: sends nothing */
+    assert_int_equal(g_nr_envs, 1);
+    route_all();
+    assert_int_equal(home->shard_mask, 1ull << 2 | 1ull << 0);
+
+    settle();
+    publish(2, h, "late");
+    route_all();
+    assert_int_equal(nr_delivered_text(x, "late"), 1);
+    assert_int_equal(nr_delivered_text(y, "late"), 1);
+
+    settle();
+    leave(0, x);
+    leave(0, y);
+    leave(2, h);
+    route_all();
+    check_no_rooms();
+}
+
+static void failed_leave_is_retried(void **state)
+{
+    (void)state;
+    char name[32];
+    name_with_home(name, sizeof(name), 2);
+    struct conn *h = mkconn(0, 1, 1), *x = mkconn(1, 2, 1);
+    join(2, h, name);
+    join(0, x, name);
+    settle();
+    struct room *home = lookup(2, name);
+    assert_int_equal(home->shard_mask, 1ull << 2 | 1ull << 0);
+
+    g_push_refuse = 1u << XS_LEAVE;
+    leave(0, x); /* the subscription ends at once */
+    assert_int_equal(g_nr_refused, 1);
+    assert_int_equal(g_nr_envs, 0);
+    /* The room stays on shard 0 until the LEAVE went out. */
+    struct room *r = lookup(0, name);
+    assert_non_null(r);
+    assert_int_equal(r->nr_subs, 0);
+    assert_true(r->home_knows);
+    assert_true(is_pending(0, r));
+    assert_int_equal(g_shards[0].rooms.nr, 1);
+    assert_int_equal(home->shard_mask, 1ull << 2 | 1ull << 0);
+
+    /* The home still sends to shard 0, which delivers to nobody and drops it. */
+    g_keep_refs = true;
+    publish(2, h, "stale");
+    assert_int_equal(nr_envs(XS_DELIVER, 2, 0), 1);
+    struct msg *m = msg_ref(g_envs[0].env.ptr);
+    route_all();
+    assert_int_equal(g_nr_dl, 0);
+    assert_int_equal(atomic_load(&m->refs), 1);
+    msg_unref(m);
+    g_keep_refs = false;
+
+    settle();
+    assert_true(room_retry(&g_shards[0]));
+    assert_int_equal(g_nr_envs, 0);
+    assert_ptr_equal(lookup(0, name), r);
+
+    g_push_refuse = 0;
+    assert_false(room_retry(&g_shards[0]));
+    assert_int_equal(g_nr_envs, 1);
+    assert_int_equal(nr_envs(XS_LEAVE, 0, 2), 1);
+    assert_null(lookup(0, name)); /* freed now that the LEAVE went out */
+    assert_int_equal(g_shards[0].rooms.nr, 0);
+    assert_true(list_empty(&g_shards[0].rooms.pending));
+    route_all();
+    assert_int_equal(home->shard_mask, 1ull << 2);
+
+    settle();
+    publish(2, h, "after");
+    assert_int_equal(g_nr_envs, 0); /* no DELIVER to shard 0 any more */
+
+    leave(2, h);
+    check_no_rooms();
+}
+
+/* A LEAVE pending when the shard has a member again: the home never stopped counting it, so
+ * nothing is sent at all. */
+static void pending_leave_then_rejoin_sends_nothing(void **state)
+{
+    (void)state;
+    char name[32];
+    name_with_home(name, sizeof(name), 1);
+    struct conn *x = mkconn(0, 1, 1), *y = mkconn(1, 2, 1);
+    join(3, x, name);
+    settle();
+
+    g_push_refuse = 1u << XS_LEAVE;
+    leave(3, x);
+    struct room *r = lookup(3, name);
+    assert_true(is_pending(3, r));
+    join(3, y, name);
+    assert_ptr_equal(lookup(3, name), r);
+    assert_false(is_pending(3, r));
+    assert_true(r->home_knows);
+    g_push_refuse = 0;
+    assert_false(room_retry(&g_shards[3]));
+    assert_int_equal(g_nr_envs, 0);
+    assert_int_equal(lookup(1, name)->shard_mask, 1ull << 3);
+
+    leave(3, y);
+    route_all();
+    check_no_rooms();
+}
+
+/* A JOIN pending when the only member leaves: the home never knew, nothing is sent, the room
+ * is freed at once. */
+static void pending_join_then_leave_sends_nothing(void **state)
+{
+    (void)state;
+    char name[32];
+    name_with_home(name, sizeof(name), 2);
+    struct conn *x = mkconn(0, 1, 1);
+
+    g_push_refuse = 1u << XS_JOIN;
+    join(0, x, name);
+    assert_int_equal(g_nr_refused, 1);
+    assert_true(is_pending(0, lookup(0, name)));
+    leave(0, x);
+    assert_int_equal(g_nr_refused, 1); /* no LEAVE tried */
+    assert_null(lookup(0, name));
+    assert_true(list_empty(&g_shards[0].rooms.pending));
+    g_push_refuse = 0;
+    assert_false(room_retry(&g_shards[0]));
+    assert_int_equal(g_nr_envs, 0);
+    assert_null(lookup(2, name));
+    check_no_rooms();
+}
+
+/* Several rooms pending: a retry that still has no memory keeps them all, one with memory sends
+ * them all. */
+static void retry_sends_every_pending_note(void **state)
+{
+    (void)state;
+    char names[3][32];
+    struct conn *c[3];
+    for (unsigned i = 0; i < 3; i++) {
+        name_with_home(names[i], sizeof(names[i]), i + 1);
+        c[i] = mkconn(i, i, 1);
+    }
+    g_push_refuse = 1u << XS_JOIN;
+    for (unsigned i = 0; i < 3; i++)
+        join(0, c[i], names[i]);
+    assert_int_equal(g_nr_refused, 3);
+    assert_true(room_retry(&g_shards[0]));
+    for (unsigned i = 0; i < 3; i++)
+        assert_true(is_pending(0, lookup(0, names[i])));
+
+    g_push_refuse = 0;
+    assert_false(room_retry(&g_shards[0]));
+    assert_int_equal(g_nr_envs, 3);
+    for (unsigned i = 0; i < 3; i++)
+        assert_int_equal(nr_envs(XS_JOIN, 0, i + 1), 1);
+    route_all();
+    for (unsigned i = 0; i < 3; i++)
+        assert_int_equal(lookup(i + 1, names[i])->shard_mask, 1ull << 0);
+
+    /* Now the LEAVEs, refused once each. */
+    settle();
+    g_push_refuse = 1u << XS_LEAVE;
+    for (unsigned i = 0; i < 3; i++)
+        leave(0, c[i]);
+    assert_int_equal(g_shards[0].rooms.nr, 3);
+    g_push_refuse = 0;
+    assert_false(room_retry(&g_shards[0]));
+    assert_int_equal(nr_envs_kind(XS_LEAVE), 3);
+    assert_int_equal(g_shards[0].rooms.nr, 0);
+    route_all();
+    check_no_rooms();
+}
+
+/* Shutdown with notes still pending: the rooms go with the table (ASan's leak check). */
+static void table_fini_frees_pending_rooms(void **state)
+{
+    (void)state;
+    char name[32];
+    name_with_home(name, sizeof(name), 1);
+    struct conn *x = mkconn(0, 1, 1), *y = mkconn(1, 2, 1), *z = mkconn(2, 3, 1);
+    join(0, y, name);
+    settle();
+    g_push_refuse = 1u << XS_JOIN | 1u << XS_LEAVE;
+    join(2, x, name); /* JOIN pending on shard 2 */
+    join(3, z, name); /* and on shard 3 */
+    leave(0, y);      /* LEAVE pending on shard 0 */
+    assert_int_equal(g_nr_refused, 3);
+    assert_true(is_pending(2, lookup(2, name)));
+    assert_true(is_pending(3, lookup(3, name)));
+    assert_true(is_pending(0, lookup(0, name)));
+    leave(2, x); /* the pending JOIN is void: freed at once */
+    assert_null(lookup(2, name));
+    assert_int_equal(g_nr_envs, 0);
+    for (unsigned sh = 0; sh < 4; sh++) {
+        room_table_fini(&g_shards[sh]);
+        /* A table starts anew after fini. */
+        assert_int_equal(room_table_init(&g_shards[sh].rooms), 0);
+        assert_true(list_empty(&g_shards[sh].rooms.pending));
+    }
+    g_push_refuse = 0;
+    assert_false(room_retry(&g_shards[0]));
+    assert_int_equal(g_nr_envs, 0);
+    for (unsigned sh = 0; sh < 4; sh++)
+        assert_int_equal(g_shards[sh].rooms.nr, 0);
+}
+
+/* Envelopes left in the queues after the shards stopped: each kind's memory is freed. */
+static void leftover_envelopes_are_dropped(void **state)
+{
+    (void)state;
+    char name[32];
+    name_with_home(name, sizeof(name), 2);
+    struct conn *x = mkconn(0, 1, 1), *h = mkconn(1, 2, 1), *asker = mkconn(10, 10, 1);
+    join(2, h, name);
+    join(0, x, name);       /* XS_JOIN: a room */
+    publish(0, x, "left");  /* XS_PUBLISH: a msg */
+    leave(0, x);            /* XS_LEAVE: a msg */
+    ask(3, asker, name, 1); /* XS_ASK: an ask */
+    assert_int_equal(g_nr_envs, 4);
+    for (size_t i = 0; i < g_nr_envs; i++)
+        room_envelope_drop(&g_envs[i].env);
+    g_nr_envs = g_env_head = 0;
+    assert_int_equal(g_nr_answers, 0);
+    leave(2, h);
+    check_no_rooms();
+}
+
+/* ---------------------------------------------------------------------------------------------
+ * JOIN at home: the note is kept or freed
+ * -------------------------------------------------------------------------------------------*/
+
+static void join_at_home_keeps_or_frees_the_note(void **state)
+{
+    (void)state;
+    char name[32];
+    name_with_home(name, sizeof(name), 2);
+    struct conn *a = mkconn(0, 1, 1), *b = mkconn(1, 1, 1), *h = mkconn(2, 1, 1);
+
+    /* No room at home: the member shard's note becomes it. */
+    join(0, a, name);
+    assert_int_equal(g_nr_envs, 1);
+    struct room *note = g_envs[0].env.ptr;
+    assert_null(lookup(2, name));
+    route_all();
+    assert_ptr_equal(lookup(2, name), note);
+    assert_int_equal(note->shard_mask, 1ull << 0);
+    assert_int_equal(note->nr_subs, 0);
+    assert_int_equal(g_shards[2].rooms.nr, 1);
+    assert_int_equal(rooms_stat(2), 1);
+    assert_int_equal(rooms_stat(0), 0); /* counted once, by the home */
+
+    /* A room at home already: the second note is freed (ASan's leak check), the room stays. */
+    settle();
+    join(1, b, name);
+    assert_int_equal(g_nr_envs, 1);
+    assert_ptr_not_equal(g_envs[0].env.ptr, note);
+    route_all();
+    assert_ptr_equal(lookup(2, name), note);
+    assert_int_equal(note->shard_mask, 1ull << 0 | 1ull << 1);
+    assert_int_equal(g_shards[2].rooms.nr, 1);
+    assert_int_equal(rooms_stat(2), 1);
+
+    /* The kept note works as the home's own room: home members join it. */
+    join(2, h, name);
+    assert_ptr_equal(sub_of(h)->room, note);
+    assert_int_equal(note->shard_mask, 0x7);
+    settle();
+    publish(2, h, "kept");
+    route_all();
+    assert_int_equal(nr_delivered_to(a), 1);
+    assert_int_equal(nr_delivered_to(b), 1);
+
+    /* The home's own room first, then a note: freed. */
+    char other[32];
+    for (unsigned i = 0;; i++) {
+        snprintf(other, sizeof(other), "home-%u", i);
+        if (home_of(other) == 2)
+            break;
+    }
+    struct conn *h2 = mkconn(3, 2, 1), *c3 = mkconn(4, 1, 1);
+    join(2, h2, other);
+    struct room *own = lookup(2, other);
+    settle();
+    join(3, c3, other);
+    route_all();
+    assert_ptr_equal(lookup(2, other), own);
+    assert_int_equal(own->shard_mask, 1ull << 2 | 1ull << 3);
+    assert_int_equal(g_shards[2].rooms.nr, 2);
+    assert_int_equal(rooms_stat(2), 2);
+
+    settle();
+    leave(0, a);
+    leave(1, b);
+    leave(2, h);
+    leave(2, h2);
+    leave(3, c3);
+    route_all();
+    check_no_rooms();
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -1069,6 +2072,25 @@ int main(void)
         cmocka_unit_test_setup_teardown(bucket_neighbours_are_told_apart, setup_1, teardown),
         cmocka_unit_test_setup_teardown(equal_hashes_are_told_apart, setup_4, teardown),
         cmocka_unit_test_setup_teardown(table_fini_frees_what_is_left, setup_4, teardown),
+        cmocka_unit_test_setup_teardown(one_connection_in_twenty_rooms, setup_4, teardown),
+        cmocka_unit_test_setup_teardown(connection_in_many_rooms_closed_mid_fanout, setup_4,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(publish_by_name_reaches_every_member, setup_4, teardown),
+        cmocka_unit_test_setup_teardown(publish_by_name_to_empty_room_is_dropped, setup_4,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(ask_info_is_answered_on_the_askers_shard, setup_4,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(ask_about_unknown_room_is_enoent, setup_4, teardown),
+        cmocka_unit_test_setup_teardown(ask_answer_dropped_when_asker_gone, setup_4, teardown),
+        cmocka_unit_test_setup_teardown(ask_dropped_without_memory, setup_4, teardown),
+        cmocka_unit_test_setup_teardown(failed_join_is_retried, setup_4, teardown),
+        cmocka_unit_test_setup_teardown(failed_leave_is_retried, setup_4, teardown),
+        cmocka_unit_test_setup_teardown(pending_leave_then_rejoin_sends_nothing, setup_4, teardown),
+        cmocka_unit_test_setup_teardown(pending_join_then_leave_sends_nothing, setup_4, teardown),
+        cmocka_unit_test_setup_teardown(retry_sends_every_pending_note, setup_4, teardown),
+        cmocka_unit_test_setup_teardown(table_fini_frees_pending_rooms, setup_4, teardown),
+        cmocka_unit_test_setup_teardown(leftover_envelopes_are_dropped, setup_4, teardown),
+        cmocka_unit_test_setup_teardown(join_at_home_keeps_or_frees_the_note, setup_4, teardown),
     };
     return cmocka_run_group_tests_name("room", tests, NULL, NULL);
 }

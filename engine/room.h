@@ -1,0 +1,165 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * room: rooms, the subscriptions that make connections their members, fan-out, and questions
+ * about a room asked from any shard.
+ *
+ * Every shard keeps its own table of rooms: those with local subscriptions, and those whose
+ * home it is (xxh3(name, seed) % shards). The home shard also records which shards have
+ * members, as a bitmap fed by JOIN and LEAVE envelopes, so that a publish travels publisher ->
+ * home -> each member shard once, never once per member. Order per publisher holds because
+ * every hop is a FIFO ring per (from, to) pair.
+ *
+ * A subscription (struct sub) links one connection into one room. Its memory is the caller's:
+ * the raw-room handler embeds exactly one in its connection's private area, protocol mode
+ * keeps many per connection. A room never frees a subscription and never touches a connection
+ * except to queue a message on it (conn_enqueue).
+ *
+ * Shard rule: every function taking a struct shard must be called on that shard's thread, with
+ * subscriptions of that shard's connections.
+ */
+#ifndef RINGCAST_ROOM_H
+#define RINGCAST_ROOM_H
+
+#include "list.h"
+#include "msg.h"
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+struct conn;
+struct engine;
+struct room;
+struct shard;
+struct xshard_env;
+
+/* Cross-shard envelope kinds (struct xshard_env.kind); every one is the room module's. */
+enum {
+    XS_PUBLISH = 1, /* member shard -> home: a message to fan out (ptr: msg, one ref) */
+    XS_DELIVER,     /* home -> member shard: deliver to local members (ptr: msg, one ref) */
+    XS_JOIN,        /* member shard -> home: first local member (ptr: a struct room the home
+                       keeps or frees) */
+    XS_LEAVE,       /* member shard -> home: last local member left (ptr: msg with the name) */
+    XS_ASK,         /* asker -> home: a question (ptr: struct room_ask) */
+    XS_ANSWER,      /* home -> asker: the same question, answered (ptr: struct room_ask) */
+};
+
+struct room_table {
+    struct room **buckets;
+    uint32_t mask;
+    uint32_t nr;
+    struct list pending; /* rooms whose JOIN or LEAVE could not be sent yet (retried) */
+};
+
+enum sub_flag {
+    SUB_ECHO = 1u << 0, /* deliver the connection's own publishes to it too */
+};
+
+/* One connection's membership of one room. All-zero: not subscribed. */
+struct sub {
+    struct list link;  /* private: in the room's list */
+    struct room *room; /* NULL when not subscribed */
+    struct conn *conn;
+    uint32_t flags; /* enum sub_flag */
+};
+
+/*
+ * Subscribes <c> to room <name>[0..<len>) through <sub> (borrowed until room_unsubscribe; it
+ * must not be subscribed already), with <flags>. A connection holds at most one subscription
+ * per room: the fan-out relies on it when a member is closed in the middle of it. The home shard
+ * learns of the first local member through a JOIN; if that cannot be sent now (no memory) it is
+ * retried every loop turn (room_retry), never lost. Returns 0 or -ENOMEM (nothing changed).
+ */
+int room_subscribe(struct shard *s, struct sub *sub, struct conn *c, const char *name, size_t len,
+                   uint32_t flags);
+
+/* Ends <sub>'s membership; a no-op when it is not subscribed. Cannot fail. */
+void room_unsubscribe(struct shard *s, struct sub *sub);
+
+/*
+ * Publishes a message from the member behind <from> to its room, on every shard with members:
+ * the frame is encoded once here; the publisher is skipped unless its sub has SUB_ECHO.
+ * Returns 0 or -ENOMEM.
+ */
+int room_publish(struct shard *s, const struct sub *from, uint8_t opcode, const uint8_t *p,
+                 size_t len);
+
+/*
+ * Publishes to room <name>[0..<name_len>) from outside any connection (the HTTP API, a cluster
+ * peer), from any shard: every member gets it. A room without members drops it. Returns 0 or
+ * -ENOMEM.
+ */
+int room_publish_by_name(struct shard *s, const char *name, size_t name_len, uint8_t opcode,
+                         const uint8_t *p, size_t len);
+
+/* ---- questions about a room, answered by its home ----------------------------------------- */
+
+/* Where an answer goes: the asking connection, told apart from a later one in its slot. */
+struct reply_to {
+    uint32_t shard;
+    uint32_t slot;
+    uint32_t gen;
+};
+
+enum room_question {
+    ROOM_Q_INFO = 1, /* does the room exist, and on how many shards has it members */
+};
+
+struct room_ask;
+/* Runs on the asker's shard with the answer, only while the asking connection is still the
+ * one of the reply address and OPEN. The ask is freed after it returns. */
+typedef void (*room_answer_cb)(struct shard *s, struct conn *c, const struct room_ask *a);
+
+/*
+ * A question travelling to a room's home and back. Made by room_ask_create on the asker's
+ * shard, filled there, answered (the fields below "answer") on the home shard, and freed on the
+ * asker's shard after the answer was handled or dropped: the envelopes carry it both ways, and
+ * the ring's release/acquire orders the home's writes before the asker's reads.
+ */
+struct room_ask {
+    uint32_t question; /* enum room_question */
+    struct reply_to reply;
+    room_answer_cb on_answer;
+    uint64_t cookie; /* the asker's own */
+    /* answer */
+    int status;               /* 0, or -ENOENT: no such room (no member anywhere) */
+    uint32_t nr_shards;       /* shards with members */
+    uint32_t nr_home_members; /* subscriptions on the home shard */
+    /* the room */
+    uint64_t hash;
+    uint16_t name_len;
+    char name[];
+};
+
+/* A question <q> about room <name>[0..<len>) for <c>, answered to <cb>. Returns it (the caller
+ * owns it until room_ask) or NULL when out of memory. */
+struct room_ask *room_ask_create(struct shard *s, struct conn *c, uint32_t q, const char *name,
+                                 size_t len, room_answer_cb cb);
+
+/* Sends <a> (taken) to the room's home; the answer comes back to <cb> on this shard, or is
+ * dropped when the asker is gone by then. Returns 0, or -ENOMEM (<a> freed, no answer). */
+int room_ask(struct shard *s, struct room_ask *a);
+
+/* ---- for the shard loop and the engine -------------------------------------------------- */
+
+/* Handles one cross-shard envelope addressed to this shard. */
+void room_handle_envelope(struct shard *s, const struct xshard_env *env);
+
+/* Sends the JOINs and LEAVEs that could not be sent before. Returns true when some are still
+ * pending. */
+bool room_retry(struct shard *s);
+
+/* Makes an empty table. Returns 0 or -ENOMEM. */
+int room_table_init(struct room_table *t);
+
+/* Frees every room of this shard (shutdown); subscriptions must be gone already. */
+void room_table_fini(struct shard *s);
+
+/* Frees what a leftover envelope of kind <kind> holds (after the shards stopped). */
+void room_envelope_drop(const struct xshard_env *env);
+
+/* Home shard of a room. */
+unsigned room_home(const struct engine *e, uint64_t hash);
+uint64_t room_hash(const struct engine *e, const char *name, size_t len);
+
+#endif
