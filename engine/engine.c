@@ -173,7 +173,12 @@ static int size_engine(struct engine *e, uint32_t *slots, char *err, size_t cap)
         snprintf(err, cap, "ringcast: open-file limit %lu is too low", (unsigned long)per_ring);
         return -1;
     }
+    /* config_load refuses --shards above SHARDS_MAX; only the CPU count can be larger. */
     unsigned shards = cfg->shards ? cfg->shards : online_cpus();
+    if (shards > SHARDS_MAX) {
+        log_info("%u CPUs: starting %d shards, the most there can be", shards, SHARDS_MAX);
+        shards = SHARDS_MAX;
+    }
     uint64_t max = cfg->max_conns;
     if (max == 0) {
         /* What the limits allow: the descriptor tables, and memory at ~10 KiB a connection
@@ -183,7 +188,8 @@ static int size_engine(struct engine *e, uint32_t *slots, char *err, size_t cap)
         if (mem && mem < max)
             max = mem;
     }
-    uint64_t need = (max + usable - 1) / usable;
+    /* Rounded up without max + usable - 1, which wraps for a --max-conns near 2^64. */
+    uint64_t need = max / usable + (max % usable != 0);
     if (need > shards) {
         if (need > SHARDS_MAX) {
             snprintf(err, cap,
@@ -196,9 +202,7 @@ static int size_engine(struct engine *e, uint32_t *slots, char *err, size_t cap)
                  (unsigned long)max, shards, (unsigned long)per_ring, (unsigned long)need);
         shards = (unsigned)need;
     }
-    if (shards > SHARDS_MAX)
-        shards = SHARDS_MAX;
-    uint64_t share = (max + shards - 1) / shards;
+    uint64_t share = max / shards + (max % shards != 0);
     uint64_t table = share + share / TABLE_HEADROOM_DIV + TABLE_HEADROOM_MIN;
     if (table > per_ring)
         table = per_ring;

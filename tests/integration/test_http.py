@@ -479,7 +479,10 @@ def case_cli_bad(tmpdir):
              (["--max-message"], {}), (["--slow-consumer", "maybe"], {}),
              (["--listen", "nohostnoport"], {}), (["--shards", "-1"], {}),
              (["--config", os.path.join(tmpdir, "does-not-exist.conf")], {}),
-             ([], {"RINGCAST_MAX_MESSAGE": "lots"})]
+             ([], {"RINGCAST_MAX_MESSAGE": "lots"}),
+             # Values the engine cannot honour are refused, not clamped or wrapped.
+             (["--shards", "65"], {}), (["--send-queue", "4g"], {}),
+             (["--max-message", "2g"], {}), (["--max-conns", "18446744073709551615"], {})]
     bad = os.path.join(tmpdir, "bad.conf")
     with open(bad, "w") as f:
         f.write("no-such-key = 1\n")
