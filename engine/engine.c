@@ -9,6 +9,7 @@
  */
 #include "engine.h"
 
+#include "iptable.h"
 #include "listener.h"
 #include "log.h"
 #include "shard.h"
@@ -34,12 +35,6 @@
 #define XSHARD_RING_MIN    256
 #define XSHARD_RING_MAX    4096
 #define LISTEN_BACKLOG     4096
-#define IP_TABLE_CAP       (1u << 16)
-
-struct ip_table {
-    _Atomic uint32_t keys[IP_TABLE_CAP];
-    _Atomic uint32_t counts[IP_TABLE_CAP];
-};
 
 struct engine_priv {
     struct engine e;
@@ -52,43 +47,17 @@ struct engine_priv {
 
 /* ---- per-address counts --------------------------------------------------------------- */
 
-static _Atomic uint32_t *ip_slot(struct ip_table *t, uint32_t ip)
-{
-    uint32_t h = (ip * 2654435761u) & (IP_TABLE_CAP - 1);
-    for (uint32_t i = 0; i < IP_TABLE_CAP; i++, h = (h + 1) & (IP_TABLE_CAP - 1)) {
-        uint32_t k = atomic_load_explicit(&t->keys[h], memory_order_acquire);
-        if (k == ip)
-            return &t->counts[h];
-        if (k == 0) {
-            uint32_t zero = 0;
-            /* acq_rel; pairs with the acquire load above in other shards. */
-            if (atomic_compare_exchange_strong_explicit(
-                    &t->keys[h], &zero, ip, memory_order_acq_rel, memory_order_acquire) ||
-                zero == ip)
-                return &t->counts[h];
-        }
-    }
-    return NULL;
-}
-
+/* iptable.h: a table that forgets an address at its last close, behind one mutex (off the hot
+ * path: once per upgrade and once per close of a counted connection). */
 bool ip_acquire(struct engine *e, uint32_t ip)
 {
-    _Atomic uint32_t *cnt = ip_slot(e->ips, ip);
-    if (!cnt)
-        return false; /* 65,536 distinct addresses at once: refuse rather than not count. */
-    uint32_t n = atomic_fetch_add_explicit(cnt, 1, memory_order_relaxed);
-    if (n >= e->cfg->max_conns_per_ip) {
-        atomic_fetch_sub_explicit(cnt, 1, memory_order_relaxed);
-        return false;
-    }
-    return true;
+    /* -ENOMEM too: refuse rather than admit a connection that is not counted. */
+    return iptable_acquire(e->ips, ip, e->cfg->max_conns_per_ip) == 0;
 }
 
 void ip_release(struct engine *e, uint32_t ip)
 {
-    _Atomic uint32_t *cnt = ip_slot(e->ips, ip);
-    if (cnt)
-        atomic_fetch_sub_explicit(cnt, 1, memory_order_relaxed);
+    iptable_release(e->ips, ip);
 }
 
 /* ---- threads -------------------------------------------------------------------------- */
@@ -261,7 +230,7 @@ struct engine *engine_start(struct config *cfg, char *err, size_t err_cap, int *
         goto fail;
     if (getrandom(&e->room_seed, sizeof(e->room_seed), 0) != sizeof(e->room_seed))
         e->room_seed = (uint64_t)mono_ns() * 0x9e3779b97f4a7c15ull;
-    e->ips = calloc(1, sizeof(*e->ips));
+    e->ips = iptable_create();
     e->shards = aligned_alloc(64, sizeof(struct shard) * e->nr_shards);
     if (e->shards) {
         memset(e->shards, 0, sizeof(struct shard) * e->nr_shards);
@@ -332,7 +301,7 @@ fail:
     if (e->xs)
         xshard_destroy(e->xs);
     free(e->shards);
-    free(e->ips);
+    iptable_destroy(e->ips);
     free(p);
     return NULL;
 }
@@ -438,6 +407,6 @@ void engine_join_destroy(struct engine *e)
     pthread_barrier_destroy(&p->stop);
     xshard_destroy(e->xs);
     free(e->shards);
-    free(e->ips);
+    iptable_destroy(e->ips);
     free(p);
 }
