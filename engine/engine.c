@@ -38,7 +38,18 @@
 
 struct engine_priv {
     struct engine e;
-    pthread_barrier_t start, stop;
+    /*
+     * Startup handshake between engine_start and the shard threads, under <lock>: each thread
+     * counts itself in <nr_ready> after its setup and waits for <go> (1: run, -1: give up).
+     * Not a barrier: a barrier's count is fixed before the threads exist, and when one of them
+     * cannot be created those already started would wait on it forever.
+     */
+    pthread_mutex_t lock;
+    pthread_cond_t cond;
+    unsigned nr_ready;
+    int go;
+    bool sync_ok, stop_ok;
+    pthread_barrier_t stop;
     atomic_int setup_err;
     uint16_t port, tls_port;
     int wake_ring_ok;
@@ -70,7 +81,9 @@ static void *shard_thread(void *arg)
         cpu_set_t set;
         CPU_ZERO(&set);
         CPU_SET(s->cpu, &set);
-        pthread_setaffinity_np(pthread_self(), sizeof(set), &set);
+        int err = pthread_setaffinity_np(pthread_self(), sizeof(set), &set);
+        if (err)
+            log_warn("shard %u: cannot pin to CPU %d: %s", s->id, s->cpu, strerror(err));
     }
     int ret = shard_setup(s);
     if (ret < 0) {
@@ -79,11 +92,19 @@ static void *shard_thread(void *arg)
     } else {
         s->eng->ring_fds[s->id] = s->ring.ring_fd;
     }
-    pthread_barrier_wait(&p->start);
-    if (atomic_load(&p->setup_err) == 0)
+    pthread_mutex_lock(&p->lock);
+    p->nr_ready++;
+    pthread_cond_broadcast(&p->cond);
+    while (p->go == 0)
+        pthread_cond_wait(&p->cond, &p->lock);
+    bool run = p->go > 0;
+    pthread_mutex_unlock(&p->lock);
+    if (run) {
         shard_run(s);
-    /* No ring may close while another shard could still ring its doorbell. */
-    pthread_barrier_wait(&p->stop);
+        /* No ring may close while another shard could still ring its doorbell. Only when
+         * every shard was started (go == 1) is there a doorbell to fear, and a full count. */
+        pthread_barrier_wait(&p->stop);
+    }
     shard_teardown(s);
     return NULL;
 }
@@ -215,6 +236,63 @@ static void close_listeners(struct engine *e)
             }
 }
 
+/*
+ * Starts one thread per shard and waits until each has set up its ring. Returns 0 with every
+ * shard running, or -1 with one line in <err> after stopping and joining the threads it had
+ * started, and dropping the TLS references of the shards that never ran.
+ */
+static int start_threads(struct engine_priv *p, char *err, size_t err_cap)
+{
+    struct engine *e = &p->e;
+    int ret = pthread_mutex_init(&p->lock, NULL);
+    if (ret == 0) {
+        ret = pthread_cond_init(&p->cond, NULL);
+        if (ret)
+            pthread_mutex_destroy(&p->lock);
+    }
+    if (ret) {
+        snprintf(err, err_cap, "ringcast: cannot start the shard threads: %s", strerror(ret));
+        return -1;
+    }
+    p->sync_ok = true;
+    ret = pthread_barrier_init(&p->stop, NULL, e->nr_shards);
+    if (ret) {
+        snprintf(err, err_cap, "ringcast: cannot start the shard threads: %s", strerror(ret));
+        return -1;
+    }
+    p->stop_ok = true;
+    unsigned started = 0;
+    for (; started < e->nr_shards; started++) {
+        ret = pthread_create(&e->shards[started].thread, NULL, shard_thread, &e->shards[started]);
+        if (ret) {
+            snprintf(err, err_cap, "ringcast: cannot start shard thread %u of %u: %s", started + 1,
+                     e->nr_shards, strerror(ret));
+            break;
+        }
+    }
+    pthread_mutex_lock(&p->lock);
+    while (p->nr_ready < started)
+        pthread_cond_wait(&p->cond, &p->lock);
+    int serr = atomic_load(&p->setup_err);
+    if (!ret && serr)
+        snprintf(err, err_cap, "ringcast: cannot set up the io_uring shards: %s%s", strerror(-serr),
+                 serr == -ENOMEM ? " (io_uring memory is locked memory: see ulimit -l)" : "");
+    p->go = ret || serr ? -1 : 1;
+    pthread_cond_broadcast(&p->cond);
+    pthread_mutex_unlock(&p->lock);
+    if (p->go > 0)
+        return 0;
+    for (unsigned i = 0; i < started; i++)
+        pthread_join(e->shards[i].thread, NULL);
+    for (unsigned i = started; i < e->nr_shards; i++) {
+        if (e->shards[i].tls_cfg) {
+            tls_config_unref(e->shards[i].tls_cfg);
+            e->shards[i].tls_cfg = NULL;
+        }
+    }
+    return -1;
+}
+
 struct engine *engine_start(struct config *cfg, char *err, size_t err_cap, int *status)
 {
     *status = 1;
@@ -276,24 +354,19 @@ struct engine *engine_start(struct config *cfg, char *err, size_t err_cap, int *
         tls_config_ref(e->tls);
         e->shards[i].tls_cfg = e->tls;
     }
-    pthread_barrier_init(&p->start, NULL, e->nr_shards + 1);
-    pthread_barrier_init(&p->stop, NULL, e->nr_shards);
-    for (unsigned i = 0; i < e->nr_shards; i++)
-        pthread_create(&e->shards[i].thread, NULL, shard_thread, &e->shards[i]);
-    pthread_barrier_wait(&p->start);
-    int serr = atomic_load(&p->setup_err);
-    if (serr) {
-        snprintf(err, err_cap, "ringcast: cannot set up the io_uring shards: %s%s", strerror(-serr),
-                 serr == -ENOMEM ? " (io_uring memory is locked memory: see ulimit -l)" : "");
-        for (unsigned i = 0; i < e->nr_shards; i++)
-            pthread_join(e->shards[i].thread, NULL);
+    if (start_threads(p, err, err_cap) < 0)
         goto fail;
-    }
     p->wake_ring_ok = io_uring_queue_init(8, &p->wake_ring, 0) == 0;
     log_info("%u shards, up to %lu connections (%u descriptor slots per shard)", e->nr_shards,
              (unsigned long)e->max_conns, slots);
     return e;
 fail:
+    if (p->stop_ok)
+        pthread_barrier_destroy(&p->stop);
+    if (p->sync_ok) {
+        pthread_cond_destroy(&p->cond);
+        pthread_mutex_destroy(&p->lock);
+    }
     if (e->shards)
         close_listeners(e);
     if (e->tls)
@@ -403,8 +476,9 @@ void engine_join_destroy(struct engine *e)
         tls_config_unref(e->tls);
     if (p->wake_ring_ok)
         io_uring_queue_exit(&p->wake_ring);
-    pthread_barrier_destroy(&p->start);
     pthread_barrier_destroy(&p->stop);
+    pthread_cond_destroy(&p->cond);
+    pthread_mutex_destroy(&p->lock);
     xshard_destroy(e->xs);
     free(e->shards);
     iptable_destroy(e->ips);

@@ -4,7 +4,10 @@
  * on 127.0.0.1, port 0, started, asked things, drained and destroyed within each test.
  *
  *   - per-address counting (ip_acquire/ip_release) keeps working after far more distinct
- *     addresses than any fixed table holds.
+ *     addresses than any fixed table holds;
+ *   - startup fails cleanly when a shard thread cannot be created: pthread_create is wrapped
+ *     (-Wl,--wrap=pthread_create, set for this executable only in tests/unit/CMakeLists.txt)
+ *     and made to fail at a chosen call; the threads already started are stopped and joined.
  *
  * Where io_uring is refused (sandbox, seccomp, old kernel) a test skips. A watchdog alarm ends a
  * test that hangs, so a startup that waits forever fails in seconds, not at the ctest timeout.
@@ -24,12 +27,47 @@
 #include "shard.h"
 
 #include <errno.h>
+#include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
 #define WATCHDOG_S 20
+
+/* ---------------------------------------------------------------------------------------------
+ * pthread_create fault injection
+ * -------------------------------------------------------------------------------------------*/
+
+int __real_pthread_create(pthread_t *t, const pthread_attr_t *a, void *(*fn)(void *), void *arg);
+int __wrap_pthread_create(pthread_t *t, const pthread_attr_t *a, void *(*fn)(void *), void *arg);
+
+/* The call (1-based) that fails with EAGAIN; 0: none. */
+static atomic_int fail_create_at;
+static atomic_int nr_create_calls;
+
+int __wrap_pthread_create(pthread_t *t, const pthread_attr_t *a, void *(*fn)(void *), void *arg)
+{
+    int n = atomic_fetch_add(&nr_create_calls, 1) + 1;
+    if (n == atomic_load(&fail_create_at))
+        return EAGAIN;
+    return __real_pthread_create(t, a, fn, arg);
+}
+
+/* Threads of this process, from /proc/self/status. */
+static int nr_threads(void)
+{
+    FILE *f = fopen("/proc/self/status", "r");
+    char line[256];
+    int n = -1;
+    assert_non_null(f);
+    while (fgets(line, sizeof(line), f))
+        if (sscanf(line, "Threads: %d", &n) == 1)
+            break;
+    fclose(f);
+    return n;
+}
 
 /* ---------------------------------------------------------------------------------------------
  * Helpers
@@ -73,6 +111,8 @@ static int setup_watchdog(void **state)
     (void)state;
     alarm(WATCHDOG_S); /* default action: the process dies, the test fails */
     log_threshold = LOG_ERROR;
+    atomic_store(&fail_create_at, 0);
+    atomic_store(&nr_create_calls, 0);
     return 0;
 }
 
@@ -134,12 +174,68 @@ static void test_ip_limit_per_address(void **state)
     stop(e);
 }
 
+/* ---------------------------------------------------------------------------------------------
+ * Startup failures
+ * -------------------------------------------------------------------------------------------*/
+
+/* Shard thread <fail_at> of 4 cannot be created: engine_start returns NULL with one line, the
+ * threads it had started are gone, and nothing leaks (ASan's leak check). */
+static void check_create_failure(int fail_at)
+{
+    struct config cfg;
+    char err[512] = "";
+    int status = 0;
+    small_config(&cfg, 4);
+    int before = nr_threads();
+    atomic_store(&nr_create_calls, 0);
+    atomic_store(&fail_create_at, fail_at);
+    struct engine *e = engine_start(&cfg, err, sizeof(err), &status);
+    atomic_store(&fail_create_at, 0);
+    if (e) {
+        stop(e);
+        fail_msg("engine_start succeeded though thread %d could not be created", fail_at);
+    }
+    if (strstr(err, "cannot set up the io_uring shards"))
+        skip();
+    assert_non_null(strstr(err, "thread"));
+    assert_null(strchr(err, '\n'));
+    assert_int_equal(status, 1);
+    assert_int_equal(nr_threads(), before);
+    /* And the next start works. */
+    struct engine *ok = start_or_skip(&cfg);
+    stop(ok);
+}
+
+static void test_start_first_thread_fails(void **state)
+{
+    (void)state;
+    check_create_failure(1);
+}
+
+static void test_start_middle_thread_fails(void **state)
+{
+    (void)state;
+    check_create_failure(3);
+}
+
+static void test_start_last_thread_fails(void **state)
+{
+    (void)state;
+    check_create_failure(4);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_ip_many_distinct_addresses, setup_watchdog,
                                         teardown_watchdog),
         cmocka_unit_test_setup_teardown(test_ip_limit_per_address, setup_watchdog,
+                                        teardown_watchdog),
+        cmocka_unit_test_setup_teardown(test_start_first_thread_fails, setup_watchdog,
+                                        teardown_watchdog),
+        cmocka_unit_test_setup_teardown(test_start_middle_thread_fails, setup_watchdog,
+                                        teardown_watchdog),
+        cmocka_unit_test_setup_teardown(test_start_last_thread_fails, setup_watchdog,
                                         teardown_watchdog),
     };
     return cmocka_run_group_tests_name("engine", tests, NULL, NULL);
