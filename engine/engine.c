@@ -356,7 +356,10 @@ struct engine *engine_start(struct config *cfg, char *err, size_t err_cap, int *
     }
     if (start_threads(p, err, err_cap) < 0)
         goto fail;
-    p->wake_ring_ok = io_uring_queue_init(8, &p->wake_ring, 0) == 0;
+    /* One doorbell per shard in one batch: the CQ (twice the SQ) holds all their completions. */
+    p->wake_ring_ok = io_uring_queue_init(e->nr_shards, &p->wake_ring, 0) == 0;
+    if (!p->wake_ring_ok)
+        log_warn("no doorbell ring: a drain or reload reaches idle shards within a second");
     log_info("%u shards, up to %lu connections (%u descriptor slots per shard)", e->nr_shards,
              (unsigned long)e->max_conns, slots);
     return e;
@@ -425,19 +428,10 @@ static void wake_shards(struct engine *e)
     struct engine_priv *p = (struct engine_priv *)e;
     if (!p->wake_ring_ok)
         return; /* Shards notice within a second anyway: their wait is bounded. */
-    for (unsigned i = 0; i < e->nr_shards; i++) {
-        struct io_uring_sqe *sqe = io_uring_get_sqe(&p->wake_ring);
-        if (!sqe) {
-            io_uring_submit(&p->wake_ring);
-            sqe = io_uring_get_sqe(&p->wake_ring);
-        }
-        io_uring_prep_msg_ring(sqe, e->ring_fds[i], 0, ring_ud(OP_WAKE, 0, 0), 0);
-    }
-    io_uring_submit_and_wait(&p->wake_ring, e->nr_shards);
-    struct io_uring_cqe *cqe;
-    unsigned head, n = 0;
-    io_uring_for_each_cqe(&p->wake_ring, head, cqe) n++;
-    io_uring_cq_advance(&p->wake_ring, n);
+    int n = ring_msg_all(&p->wake_ring, e->ring_fds, e->nr_shards, ring_ud(OP_WAKE, 0, 0), 1000);
+    if (n != (int)e->nr_shards)
+        log_warn("woke %d of %u shards (%s); the others notice within a second", n < 0 ? 0 : n,
+                 e->nr_shards, n < 0 ? strerror(-n) : "timed out or refused");
 }
 
 void engine_drain(struct engine *e)

@@ -40,6 +40,62 @@ struct io_uring_sqe *ring_sqe(struct io_uring *ring)
     return sqe;
 }
 
+/* Takes every completion <ring> has ready, counting those with res >= 0. */
+static unsigned reap_ready(struct io_uring *ring, unsigned *ok)
+{
+    struct io_uring_cqe *cqe;
+    unsigned head, n = 0;
+    io_uring_for_each_cqe(ring, head, cqe)
+    {
+        n++;
+        if (ok && cqe->res >= 0)
+            (*ok)++;
+    }
+    io_uring_cq_advance(ring, n);
+    return n;
+}
+
+int ring_msg_all(struct io_uring *ring, const int *fds, unsigned nr, uint64_t ud,
+                 unsigned timeout_ms)
+{
+    /*
+     * A batch fits the SQ, so nothing is submitted behind our back, and the CQ, so that its
+     * completions never overflow: the kernel would keep the excess on its overflow list, and
+     * a wait for more completions than the CQ holds relies on that list to return at all.
+     */
+    unsigned batch = ring->sq.ring_entries < ring->cq.ring_entries ? ring->sq.ring_entries
+                                                                   : ring->cq.ring_entries;
+    unsigned reached = 0;
+    (void)reap_ready(ring, NULL); /* late completions of an earlier call that timed out */
+    for (unsigned i = 0; i < nr;) {
+        unsigned n = 0;
+        for (; n < batch && i < nr; n++, i++) {
+            struct io_uring_sqe *sqe = io_uring_get_sqe(ring);
+            if (!sqe)
+                break;
+            io_uring_prep_msg_ring(sqe, fds[i], 0, ud, 0);
+            io_uring_sqe_set_data64(sqe, ud);
+        }
+        if (n == 0)
+            return -EBUSY; /* the SQ is full of someone else's entries: not ours to submit */
+        int ret = io_uring_submit(ring);
+        if (ret < 0)
+            return ret;
+        struct __kernel_timespec ts = {.tv_sec = timeout_ms / 1000,
+                                       .tv_nsec = (long long)(timeout_ms % 1000) * 1000000};
+        for (unsigned got = 0; got < (unsigned)ret;) {
+            struct io_uring_cqe *cqe;
+            int w = io_uring_wait_cqe_timeout(ring, &cqe, &ts);
+            if (w == -EINTR)
+                continue;
+            if (w < 0)
+                return (int)reached; /* the rest is reaped by the next call */
+            got += reap_ready(ring, &reached);
+        }
+    }
+    return (int)reached;
+}
+
 struct io_uring_buf_ring *ring_setup_buf_ring(struct io_uring *ring, unsigned nr, uint16_t bgid,
                                               int *err)
 {

@@ -70,6 +70,19 @@ int ring_init(struct io_uring *ring, unsigned sq_entries, unsigned cq_entries);
 struct io_uring_sqe *ring_sqe(struct io_uring *ring);
 
 /*
+ * Rings the doorbell of each of the <nr> rings <fds>: an IORING_OP_MSG_RING from <ring> that
+ * posts a completion with user_data <ud> and res 0 in the target. <ring> is a ring this thread
+ * submits to and uses for nothing else; its own completions for these requests are reaped
+ * here, so it is left empty. Requests go in batches no larger than its SQ and no larger than
+ * its CQ, so a small ring serves any <nr> and never waits for more completions than its CQ can
+ * hold. Waits up to <timeout_ms> for each batch's completions (a target's completion can wait
+ * for the target's thread to enter the kernel); what is still out then is reaped by the next
+ * call. Returns how many targets took the message, or a negative errno from submitting.
+ */
+int ring_msg_all(struct io_uring *ring, const int *fds, unsigned nr, uint64_t ud,
+                 unsigned timeout_ms);
+
+/*
  * Registers a provided-buffer ring of <nr> entries (power of two) as group <bgid>: liburing
  * 2.4's io_uring_setup_buf_ring, which 2.3 lacks. Returns the ring or NULL with *<err> set.
  */

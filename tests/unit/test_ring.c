@@ -295,6 +295,48 @@ static void ring_sqe_submits_when_full(void **state)
     ring_close(&ring);
 }
 
+/*
+ * ring_msg_all from a ring of 8 SQEs and 16 CQEs (what the engine's wake ring was) to 40 rings:
+ * every target gets exactly one doorbell, and the sender's ring is left with nothing: no
+ * completion unreaped and none in the kernel's overflow list.
+ */
+static void ring_msg_all_more_targets_than_cq(void **state)
+{
+    enum { NR = 40 };
+    struct io_uring src, dst[NR];
+    int fds[NR];
+    uint64_t ud = ring_ud(6, 0, 0);
+    ring_open(state, &src, 8, 16);
+    for (unsigned i = 0; i < NR; i++) {
+        ring_open(state, &dst[i], 4, 8);
+        fds[i] = dst[i].ring_fd;
+    }
+    for (int round = 0; round < 3; round++) {
+        assert_int_equal(ring_msg_all(&src, fds, NR, ud, 1000), NR);
+        assert_int_equal(io_uring_cq_ready(&src), 0);
+        assert_int_equal(IO_URING_READ_ONCE(*src.sq.kflags) & IORING_SQ_CQ_OVERFLOW, 0);
+        for (unsigned i = 0; i < NR; i++) {
+            struct io_uring_cqe *cqe;
+            struct __kernel_timespec ts = {.tv_sec = 2, .tv_nsec = 0};
+            assert_int_equal(io_uring_wait_cqe_timeout(&dst[i], &cqe, &ts), 0);
+            assert_int_equal(cqe->user_data, ud);
+            assert_int_equal(cqe->res, 0);
+            io_uring_cqe_seen(&dst[i], cqe);
+            assert_int_equal(io_uring_cq_ready(&dst[i]), 0);
+        }
+    }
+    /* A target that is not a ring is counted out; the others still get theirs. */
+    int bad[3] = {fds[0], lowest_free_fd(), fds[1]};
+    assert_int_equal(ring_msg_all(&src, bad, 3, ud, 1000), 2);
+    for (unsigned i = 0; i < 2; i++) {
+        struct cqe c = wait_one(&dst[i]);
+        assert_int_equal(c.ud, ud);
+    }
+    for (unsigned i = 0; i < NR; i++)
+        ring_close(&dst[i]);
+    ring_close(&src);
+}
+
 /* ---------------------------------------------------------------------------------------------
  * Buffer rings
  * -------------------------------------------------------------------------------------------*/
@@ -649,6 +691,7 @@ static void listener_accept_and_recv_through_ring(void **state)
         fn(state);                                                                                 \
     }
 RING_TEST_MODES(ring_sqe_submits_when_full)
+RING_TEST_MODES(ring_msg_all_more_targets_than_cq)
 RING_TEST_MODES(buf_ring_setup_and_free)
 RING_TEST_MODES(bufring_init_failures_leave_it_empty)
 RING_TEST_MODES(bufring_multishot_recv)
@@ -665,6 +708,7 @@ int main(void)
         cmocka_unit_test(ring_init_refuses_bad_sizes),
         cmocka_unit_test(ud_codec_round_trip),
         RING_TEST(ring_sqe_submits_when_full),
+        RING_TEST(ring_msg_all_more_targets_than_cq),
         RING_TEST(buf_ring_setup_and_free),
         RING_TEST(bufring_init_failures_leave_it_empty),
         RING_TEST(bufring_multishot_recv),
