@@ -2,17 +2,21 @@
 /*
  * ringcast: the broker's entry point. Reads the configuration, starts the engine, prints the
  * listening line, and turns SIGINT/SIGTERM into a drain (ARCHITECTURE.md, "Broker command
- * line"). Signals are blocked in every thread and taken here with sigwaitinfo, so no shard is
- * ever interrupted by one.
+ * line"). Signals are blocked in every thread and taken here with sigtimedwait, so no shard is
+ * ever interrupted by one; between signals, once a second, this thread samples the process
+ * figures that /metrics reports (metrics.h), so that no shard reads a file for them.
  */
 #include "config.h"
 #include "engine.h"
 #include "log.h"
+#include "metrics.h"
 
+#include <errno.h>
 #include <malloc.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <time.h>
 
 extern char **environ;
 
@@ -68,6 +72,7 @@ int main(int argc, char **argv)
     /* Sends use MSG_NOSIGNAL; this covers anything else that writes to a closed socket. */
     signal(SIGPIPE, SIG_IGN);
 
+    metrics_sample_process();
     int status;
     struct engine *e = engine_start(&cfg, err, sizeof(err), &status);
     if (!e) {
@@ -83,7 +88,13 @@ int main(int argc, char **argv)
 
     for (;;) {
         siginfo_t si;
-        int sig = sigwaitinfo(&set, &si);
+        const struct timespec second = {1, 0};
+        int sig = sigtimedwait(&set, &si, &second);
+        if (sig < 0) {
+            if (errno == EAGAIN)
+                metrics_sample_process();
+            continue; /* EAGAIN: the second passed; EINTR: a signal not in <set> */
+        }
         if (sig == SIGINT || sig == SIGTERM) {
             log_info("%s: draining (new upgrades get 503, connections close with 1001)",
                      sig == SIGINT ? "SIGINT" : "SIGTERM");

@@ -220,6 +220,42 @@ def case_http_paths_unaffected(b):
 # Options that refuse
 
 
+def _metric(text, name):
+    for line in text.splitlines():
+        if line.startswith(name + " "):
+            return float(line.split()[1])
+    raise AssertionError("no %s in /metrics" % name)
+
+
+def case_process_metrics(b):
+    """The process figures (sampled once a second off the shard loop) are this broker's own:
+    the resident size close to what /proc says, CPU seconds no more than /proc says, and the
+    same figures in /stats."""
+    time.sleep(1.2)  # at least one sample after startup
+    page = os.sysconf("SC_PAGE_SIZE")
+    ticks = os.sysconf("SC_CLK_TCK")
+    r = http_get(b.port, "/metrics", close_wait=0.2)
+    assert r.status == 200, "GET /metrics: %r" % r
+    text = r.body.decode()
+    rss = _metric(text, "process_resident_memory_bytes")
+    cpu = _metric(text, "process_cpu_seconds_total")
+    with open("/proc/%d/statm" % b.proc.pid) as f:
+        proc_rss = int(f.read().split()[1]) * page
+    with open("/proc/%d/stat" % b.proc.pid) as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+        proc_cpu = (int(fields[11]) + int(fields[12])) / ticks
+    print("   RSS %.1f MiB (/proc %.1f MiB), CPU %.3f s (/proc %.3f s)" % (
+        rss / 2**20, proc_rss / 2**20, cpu, proc_cpu))
+    assert rss >= 1 << 20, "process_resident_memory_bytes %r" % rss
+    assert rss % page == 0, "RSS %r is not whole pages" % rss
+    assert proc_rss / 2 <= rss <= proc_rss * 2, "RSS %r, /proc says %r" % (rss, proc_rss)
+    # /proc counts in clock ticks, getrusage more finely: allow for the difference.
+    assert 0 <= cpu <= proc_cpu + 0.5, "CPU %r s, /proc says %r s" % (cpu, proc_cpu)
+    r = http_get(b.port, "/stats", close_wait=0.2)
+    stats = __import__("json").loads(r.body)
+    assert abs(stats["rss_bytes"] - rss) <= max(rss / 2, 4 << 20), "/stats %r" % stats
+
+
 def case_origins(b):
     for origin in ("http://evil.example", "http://good.example.evil", "null",
                    "https://good.example"):
@@ -558,7 +594,9 @@ def main():
                           case_control_char_in_request_line),
                          ("garbage -> 400 and closed", case_garbage),
                          ("head over 8 KiB -> 431/400 and closed", case_head_too_big),
-                         ("/healthz with query and headers", case_http_paths_unaffected)]:
+                         ("/healthz with query and headers", case_http_paths_unaffected),
+                         ("/metrics: process figures are the broker's own",
+                          case_process_metrics)]:
             r.run(name, fn, b)
     with Broker("--shards", "2", "--handshake-timeout", "1") as b:
         r.run("--handshake-timeout 1 closes slow handshakes", case_handshake_timeout, b)
