@@ -150,11 +150,20 @@ static int size_engine(struct engine *e, uint32_t *slots, char *err, size_t cap)
 {
     struct config *cfg = e->cfg;
     struct rlimit rl;
-    if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
-        rl.rlim_cur = rl.rlim_max;
-        setrlimit(RLIMIT_NOFILE, &rl);
+    if (getrlimit(RLIMIT_NOFILE, &rl) != 0) {
+        snprintf(err, cap, "ringcast: cannot read the open-file limit: %s", strerror(errno));
+        return -1;
     }
-    getrlimit(RLIMIT_NOFILE, &rl);
+    if (rl.rlim_cur < rl.rlim_max) {
+        /* Direct descriptors count against the soft limit: take all the hard limit allows. */
+        rlim_t soft = rl.rlim_cur;
+        rl.rlim_cur = rl.rlim_max;
+        if (setrlimit(RLIMIT_NOFILE, &rl) != 0) {
+            log_warn("cannot raise the open-file limit from %lu to %lu: %s", (unsigned long)soft,
+                     (unsigned long)rl.rlim_max, strerror(errno));
+            rl.rlim_cur = soft;
+        }
+    }
     uint64_t per_ring = rl.rlim_cur == RLIM_INFINITY ? (1u << 20) : rl.rlim_cur;
     if (per_ring > (1u << 24))
         per_ring = 1u << 24; /* the slot index has 24 bits in a msg's origin */
@@ -219,8 +228,17 @@ static int open_listeners(struct engine *e, unsigned l, const char *host, uint16
             s->listen_fd[l] = -1;
             return -1;
         }
-        if (port == 0)
-            port = (uint16_t)listener_port(s->listen_fd[l]);
+        if (port == 0) {
+            /* The other shards bind to the port this one got: it must be the real one. */
+            int bound_port = listener_port(s->listen_fd[l]);
+            if (bound_port <= 0) {
+                snprintf(err, err_cap, "ringcast: --%s %s:0: cannot read the bound port: %s",
+                         l ? "tls-listen" : "listen", host,
+                         strerror(bound_port < 0 ? -bound_port : EADDRNOTAVAIL));
+                return -1;
+            }
+            port = (uint16_t)bound_port;
+        }
     }
     *bound = port;
     return 0;

@@ -7,7 +7,9 @@
  *     addresses than any fixed table holds;
  *   - startup fails cleanly when a shard thread cannot be created: pthread_create is wrapped
  *     (-Wl,--wrap=pthread_create, set for this executable only in tests/unit/CMakeLists.txt)
- *     and made to fail at a chosen call; the threads already started are stopped and joined.
+ *     and made to fail at a chosen call; the threads already started are stopped and joined;
+ *   - startup fails with one line when the bound port or the open-file limit cannot be read
+ *     (getsockname and getrlimit wrapped the same way).
  *
  * Where io_uring is refused (sandbox, seccomp, old kernel) a test skips. A watchdog alarm ends a
  * test that hangs, so a startup that waits forever fails in seconds, not at the ctest timeout.
@@ -32,6 +34,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
+#include <sys/socket.h>
 #include <unistd.h>
 
 #define WATCHDOG_S 20
@@ -53,6 +57,31 @@ int __wrap_pthread_create(pthread_t *t, const pthread_attr_t *a, void *(*fn)(voi
     if (n == atomic_load(&fail_create_at))
         return EAGAIN;
     return __real_pthread_create(t, a, fn, arg);
+}
+
+int __real_getsockname(int fd, struct sockaddr *addr, socklen_t *len);
+int __wrap_getsockname(int fd, struct sockaddr *addr, socklen_t *len);
+int __real_getrlimit(int resource, struct rlimit *rl);
+int __wrap_getrlimit(int resource, struct rlimit *rl);
+
+static atomic_bool fail_getsockname, fail_getrlimit;
+
+int __wrap_getsockname(int fd, struct sockaddr *addr, socklen_t *len)
+{
+    if (atomic_load(&fail_getsockname)) {
+        errno = ENOBUFS;
+        return -1;
+    }
+    return __real_getsockname(fd, addr, len);
+}
+
+int __wrap_getrlimit(int resource, struct rlimit *rl)
+{
+    if (atomic_load(&fail_getrlimit) && resource == RLIMIT_NOFILE) {
+        errno = EINVAL;
+        return -1;
+    }
+    return __real_getrlimit(resource, rl);
 }
 
 /* Threads of this process, from /proc/self/status. */
@@ -113,6 +142,8 @@ static int setup_watchdog(void **state)
     log_threshold = LOG_ERROR;
     atomic_store(&fail_create_at, 0);
     atomic_store(&nr_create_calls, 0);
+    atomic_store(&fail_getsockname, false);
+    atomic_store(&fail_getrlimit, false);
     return 0;
 }
 
@@ -224,6 +255,47 @@ static void test_start_last_thread_fails(void **state)
     check_create_failure(4);
 }
 
+/* Port 0 with 2 shards: the first listener's port cannot be read back. Before, the error
+ * became port 65535 - errno and the second shard listened there: refuse instead. */
+static void test_start_bound_port_unreadable(void **state)
+{
+    struct config cfg;
+    char err[512] = "";
+    int status = 0;
+    (void)state;
+    small_config(&cfg, 2);
+    atomic_store(&fail_getsockname, true);
+    struct engine *e = engine_start(&cfg, err, sizeof(err), &status);
+    atomic_store(&fail_getsockname, false);
+    if (e) {
+        unsigned port = engine_port(e);
+        stop(e);
+        fail_msg("engine_start succeeded, on port %u", port);
+    }
+    assert_non_null(strstr(err, "--listen 127.0.0.1:0"));
+    assert_non_null(strstr(err, strerror(ENOBUFS)));
+    assert_int_equal(status, 1);
+}
+
+/* The open-file limit cannot be read: refuse with one line rather than size from garbage. */
+static void test_start_rlimit_unreadable(void **state)
+{
+    struct config cfg;
+    char err[512] = "";
+    int status = 0;
+    (void)state;
+    small_config(&cfg, 1);
+    atomic_store(&fail_getrlimit, true);
+    struct engine *e = engine_start(&cfg, err, sizeof(err), &status);
+    atomic_store(&fail_getrlimit, false);
+    if (e) {
+        stop(e);
+        fail_msg("engine_start succeeded without the open-file limit");
+    }
+    assert_non_null(strstr(err, "open-file limit"));
+    assert_null(strchr(err, '\n'));
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -236,6 +308,10 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_start_middle_thread_fails, setup_watchdog,
                                         teardown_watchdog),
         cmocka_unit_test_setup_teardown(test_start_last_thread_fails, setup_watchdog,
+                                        teardown_watchdog),
+        cmocka_unit_test_setup_teardown(test_start_bound_port_unreadable, setup_watchdog,
+                                        teardown_watchdog),
+        cmocka_unit_test_setup_teardown(test_start_rlimit_unreadable, setup_watchdog,
                                         teardown_watchdog),
     };
     return cmocka_run_group_tests_name("engine", tests, NULL, NULL);
