@@ -14,8 +14,11 @@
 #include <errno.h>
 #include <malloc.h>
 #include <signal.h>
+#include <stdbool.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 #include <time.h>
 
 extern char **environ;
@@ -33,6 +36,15 @@ static const char *unsupported_option(const struct config *c)
     if (c->api_key)
         return "--api-key";
     return NULL;
+}
+
+/* "ringcast: listening on ws://HOST:PORT", an IPv6 HOST in brackets (RFC 3986, 3.2.2) so that
+ * the URL can be used as printed. */
+static void print_listening(const char *scheme, const char *host, uint16_t port)
+{
+    bool v6 = strchr(host, ':') != NULL;
+    printf("ringcast: listening on %s://%s%s%s:%u\n", scheme, v6 ? "[" : "", host, v6 ? "]" : "",
+           (unsigned)port);
 }
 
 int main(int argc, char **argv)
@@ -80,10 +92,9 @@ int main(int argc, char **argv)
         config_fini(&cfg);
         return status;
     }
-    printf("ringcast: listening on ws://%s:%u\n", cfg.listen_host, (unsigned)engine_port(e));
+    print_listening("ws", cfg.listen_host, engine_port(e));
     if (cfg.tls_listen_host)
-        printf("ringcast: listening on wss://%s:%u\n", cfg.tls_listen_host,
-               (unsigned)engine_tls_port(e));
+        print_listening("wss", cfg.tls_listen_host, engine_tls_port(e));
     fflush(stdout);
 
     for (;;) {

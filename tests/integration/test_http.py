@@ -551,6 +551,32 @@ def _max_message_is(b, limit):
     run_async(go(), 15)
 
 
+def case_ipv6_listening_line():
+    """--listen [::1]:0 prints a URL with the IPv6 host in brackets (RFC 3986), one that works:
+    ws://[::1]:PORT, not the ambiguous ws://::1:PORT."""
+    import socket
+    try:
+        probe = socket.socket(socket.AF_INET6, socket.SOCK_STREAM)
+        probe.bind(("::1", 0))
+        probe.close()
+    except OSError:
+        print("   skipped: no IPv6 loopback here")
+        return
+    p = subprocess.Popen([BIN, "--listen", "[::1]:0", "--shards", "1"], stdout=subprocess.PIPE,
+                         stderr=subprocess.DEVNULL, text=True)
+    try:
+        line = p.stdout.readline().strip()
+        m = re.fullmatch(r"ringcast: listening on ws://\[::1\]:(\d+)", line)
+        assert m, "listening line %r" % line
+        s = socket.create_connection(("::1", int(m.group(1))), timeout=5)
+        s.sendall(b"GET /healthz HTTP/1.1\r\nHost: [::1]\r\n\r\n")
+        assert s.recv(4096).startswith(b"HTTP/1.1 200"), "GET /healthz over IPv6 failed"
+        s.close()
+    finally:
+        p.terminate()
+        assert p.wait(timeout=15) == 0, "exit status %r" % p.returncode
+
+
 def case_env_max_message():
     with Broker("--shards", "1", env={"RINGCAST_MAX_MESSAGE": "1000"}) as b:
         _max_message_is(b, 1000)
@@ -612,6 +638,7 @@ def main():
     r.run("--version", case_cli_version)
     with tempfile.TemporaryDirectory() as tmp:
         r.run("bad options -> exit 2, one line", case_cli_bad, tmp)
+        r.run("--listen [::1]:0 prints ws://[::1]:PORT", case_ipv6_listening_line)
         r.run("RINGCAST_MAX_MESSAGE takes effect", case_env_max_message)
         r.run("--config FILE takes effect", case_config_file, tmp)
         r.run("precedence: command line, environment, file", case_precedence, tmp)
