@@ -104,8 +104,7 @@ static const struct opt opts[NR_OPTS] = {
  * Durations are whole seconds, capped so that the value in milliseconds still fits an int32:
  * timers and poll-style timeouts downstream may well convert, and nobody means 25 days.
  */
-#define SECS_MAX   2147483u
-#define SHARDS_MAX 1024u
+#define SECS_MAX 2147483u
 /* A secret file is a key, not a document; anything bigger is the wrong file. */
 #define SECRET_FILE_MAX 65536
 #define SHOW_MAX        60
@@ -343,6 +342,23 @@ static int parse_size(struct loader *ld, const char *val, uint64_t *out)
     return 0;
 }
 
+/*
+ * A size that must fit the engine's 32-bit lengths: at most <max> bytes, a power of two named
+ * with its suffix in the message.
+ */
+static int parse_size_max(struct loader *ld, const char *val, uint64_t max, const char *max_name,
+                          uint64_t *out)
+{
+    uint64_t v = 0;
+
+    if (parse_size(ld, val, &v) < 0)
+        return -1;
+    if (v > max)
+        return fail(ld, "too large: '%s' (at most %s)", show(ld, val), max_name);
+    *out = v;
+    return 0;
+}
+
 /* A non-negative decimal ("10", "0.5"); no exponent, hex, inf or nan. */
 static int parse_rate(struct loader *ld, const char *val, double *out)
 {
@@ -364,8 +380,8 @@ static int parse_rate(struct loader *ld, const char *val, double *out)
     v = strtod(val, &end);
     if (*end != '\0')
         return fail(ld, "not a number: '%s'", show(ld, val));
-    if (errno == ERANGE && isinf(v))
-        return fail(ld, "too large: '%s'", show(ld, val));
+    if ((errno == ERANGE && isinf(v)) || v > CONFIG_RATE_LIMIT_MAX)
+        return fail(ld, "too large: '%s' (at most %.0f)", show(ld, val), CONFIG_RATE_LIMIT_MAX);
     *out = v;
     return 0;
 }
@@ -554,17 +570,17 @@ static int apply_number(struct loader *ld, struct config *dst, const char *val)
 {
     switch (ld->opt) {
     case OPT_SHARDS:
-        return parse_unsigned(ld, val, 1, SHARDS_MAX, &dst->shards);
+        return parse_unsigned(ld, val, 1, XSHARD_MAX_SHARDS, &dst->shards);
     case OPT_TLS_MAX_HANDSHAKES:
         return parse_unsigned(ld, val, 0, 1000000, &dst->tls_max_handshakes);
     case OPT_MAX_CONNS:
-        return parse_uint(ld, val, 0, UINT64_MAX, &dst->max_conns);
+        return parse_uint(ld, val, 0, CONFIG_MAX_CONNS_MAX, &dst->max_conns);
     case OPT_MAX_CONNS_PER_IP:
         return parse_uint(ld, val, 0, UINT64_MAX, &dst->max_conns_per_ip);
     case OPT_MAX_MESSAGE:
-        return parse_size(ld, val, &dst->max_message);
+        return parse_size_max(ld, val, CONFIG_MAX_MESSAGE_MAX, "1g", &dst->max_message);
     case OPT_SEND_QUEUE:
-        return parse_size(ld, val, &dst->send_queue);
+        return parse_size_max(ld, val, CONFIG_SEND_QUEUE_MAX, "2g", &dst->send_queue);
     case OPT_RATE_LIMIT:
         return parse_rate(ld, val, &dst->rate_limit);
     case OPT_PING_INTERVAL:
@@ -978,21 +994,23 @@ const char config_usage[] =
 "  HOST is an IPv4 address, localhost, * or empty (all addresses), or [IPv6].\n"
 "\n"
 "Capacity:\n"
-"  --shards N                  shard threads, one io_uring each, 1..1024\n"
+"  --shards N                  shard threads, one io_uring each, 1..64\n"
 "                              (default: one per online CPU)\n"
-"  --max-conns N               connections at once, all shards together\n"
-"                              (default 0: what the limits allow)\n"
+"  --max-conns N               connections at once, all shards together,\n"
+"                              at most 1073741824 (default 0: what the\n"
+"                              limits allow)\n"
 "  --max-conns-per-ip N        upgrades held from one address; more get\n"
 "                              HTTP 429 (default 0: no limit)\n"
 "  --max-message BYTES         largest WebSocket message; above it, close\n"
-"                              1009 (default 64k)\n"
+"                              1009; at most 1g (default 64k)\n"
 "  --send-queue BYTES          unsent bytes per connection before the\n"
-"                              slow-consumer policy acts (default 1m)\n"
+"                              slow-consumer policy acts; at most 2g\n"
+"                              (default 1m)\n"
 "  --slow-consumer close|drop  close with 1008, or drop the oldest queued\n"
 "                              messages (default close)\n"
 "  --rate-limit MSGS/S         publishes per second per connection, fractions\n"
-"                              allowed; excess closes with 1008\n"
-"                              (default 0: no limit)\n"
+"                              allowed, at most 1000000; excess closes with\n"
+"                              1008 (default 0: no limit)\n"
 "  BYTES takes a k, m or g suffix, in binary multiples: 64k is 65536.\n"
 "\n"
 "Timers, in whole seconds:\n"

@@ -12,9 +12,26 @@
 #ifndef RINGCAST_CONFIG_H
 #define RINGCAST_CONFIG_H
 
+#include "xshard.h"
+
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+
+/*
+ * Limits config_load enforces, each refused with one line rather than clamped or wrapped:
+ *   --shards        1..XSHARD_MAX_SHARDS (the cross-shard doorbell mask has a bit per shard);
+ *   --max-conns     CONFIG_MAX_CONNS_MAX: every shard's descriptor table full (2^24 slots);
+ *   --max-message   CONFIG_MAX_MESSAGE_MAX and --send-queue CONFIG_SEND_QUEUE_MAX: a frame's
+ *                   length and a connection's queued bytes are 32-bit, and a queue may hold
+ *                   its limit plus one frame, 2^31 + 2^30 + header < 2^32;
+ *   --rate-limit    CONFIG_RATE_LIMIT_MAX messages/s: the token bucket is a float, which stops
+ *                   counting single tokens at 2^24.
+ */
+#define CONFIG_MAX_CONNS_MAX   ((uint64_t)XSHARD_MAX_SHARDS << 24)
+#define CONFIG_MAX_MESSAGE_MAX (UINT64_C(1) << 30)
+#define CONFIG_SEND_QUEUE_MAX  (UINT64_C(1) << 31)
+#define CONFIG_RATE_LIMIT_MAX  1000000.0
 
 enum slow_policy { SLOW_CLOSE = 0, SLOW_DROP = 1 };
 enum log_level { LOG_ERROR = 0, LOG_WARN, LOG_INFO, LOG_DEBUG };

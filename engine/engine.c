@@ -9,6 +9,7 @@
  */
 #include "engine.h"
 
+#include "iptable.h"
 #include "listener.h"
 #include "log.h"
 #include "shard.h"
@@ -34,16 +35,21 @@
 #define XSHARD_RING_MIN    256
 #define XSHARD_RING_MAX    4096
 #define LISTEN_BACKLOG     4096
-#define IP_TABLE_CAP       (1u << 16)
-
-struct ip_table {
-    _Atomic uint32_t keys[IP_TABLE_CAP];
-    _Atomic uint32_t counts[IP_TABLE_CAP];
-};
 
 struct engine_priv {
     struct engine e;
-    pthread_barrier_t start, stop;
+    /*
+     * Startup handshake between engine_start and the shard threads, under <lock>: each thread
+     * counts itself in <nr_ready> after its setup and waits for <go> (1: run, -1: give up).
+     * Not a barrier: a barrier's count is fixed before the threads exist, and when one of them
+     * cannot be created those already started would wait on it forever.
+     */
+    pthread_mutex_t lock;
+    pthread_cond_t cond;
+    unsigned nr_ready;
+    int go;
+    bool sync_ok, stop_ok;
+    pthread_barrier_t stop;
     atomic_int setup_err;
     uint16_t port, tls_port;
     int wake_ring_ok;
@@ -52,43 +58,17 @@ struct engine_priv {
 
 /* ---- per-address counts --------------------------------------------------------------- */
 
-static _Atomic uint32_t *ip_slot(struct ip_table *t, uint32_t ip)
-{
-    uint32_t h = (ip * 2654435761u) & (IP_TABLE_CAP - 1);
-    for (uint32_t i = 0; i < IP_TABLE_CAP; i++, h = (h + 1) & (IP_TABLE_CAP - 1)) {
-        uint32_t k = atomic_load_explicit(&t->keys[h], memory_order_acquire);
-        if (k == ip)
-            return &t->counts[h];
-        if (k == 0) {
-            uint32_t zero = 0;
-            /* acq_rel; pairs with the acquire load above in other shards. */
-            if (atomic_compare_exchange_strong_explicit(
-                    &t->keys[h], &zero, ip, memory_order_acq_rel, memory_order_acquire) ||
-                zero == ip)
-                return &t->counts[h];
-        }
-    }
-    return NULL;
-}
-
+/* iptable.h: a table that forgets an address at its last close, behind one mutex (off the hot
+ * path: once per upgrade and once per close of a counted connection). */
 bool ip_acquire(struct engine *e, uint32_t ip)
 {
-    _Atomic uint32_t *cnt = ip_slot(e->ips, ip);
-    if (!cnt)
-        return false; /* 65,536 distinct addresses at once: refuse rather than not count. */
-    uint32_t n = atomic_fetch_add_explicit(cnt, 1, memory_order_relaxed);
-    if (n >= e->cfg->max_conns_per_ip) {
-        atomic_fetch_sub_explicit(cnt, 1, memory_order_relaxed);
-        return false;
-    }
-    return true;
+    /* -ENOMEM too: refuse rather than admit a connection that is not counted. */
+    return iptable_acquire(e->ips, ip, e->cfg->max_conns_per_ip) == 0;
 }
 
 void ip_release(struct engine *e, uint32_t ip)
 {
-    _Atomic uint32_t *cnt = ip_slot(e->ips, ip);
-    if (cnt)
-        atomic_fetch_sub_explicit(cnt, 1, memory_order_relaxed);
+    iptable_release(e->ips, ip);
 }
 
 /* ---- threads -------------------------------------------------------------------------- */
@@ -101,7 +81,9 @@ static void *shard_thread(void *arg)
         cpu_set_t set;
         CPU_ZERO(&set);
         CPU_SET(s->cpu, &set);
-        pthread_setaffinity_np(pthread_self(), sizeof(set), &set);
+        int err = pthread_setaffinity_np(pthread_self(), sizeof(set), &set);
+        if (err)
+            log_warn("shard %u: cannot pin to CPU %d: %s", s->id, s->cpu, strerror(err));
     }
     int ret = shard_setup(s);
     if (ret < 0) {
@@ -110,11 +92,19 @@ static void *shard_thread(void *arg)
     } else {
         s->eng->ring_fds[s->id] = s->ring.ring_fd;
     }
-    pthread_barrier_wait(&p->start);
-    if (atomic_load(&p->setup_err) == 0)
+    pthread_mutex_lock(&p->lock);
+    p->nr_ready++;
+    pthread_cond_broadcast(&p->cond);
+    while (p->go == 0)
+        pthread_cond_wait(&p->cond, &p->lock);
+    bool run = p->go > 0;
+    pthread_mutex_unlock(&p->lock);
+    if (run) {
         shard_run(s);
-    /* No ring may close while another shard could still ring its doorbell. */
-    pthread_barrier_wait(&p->stop);
+        /* No ring may close while another shard could still ring its doorbell. Only when
+         * every shard was started (go == 1) is there a doorbell to fear, and a full count. */
+        pthread_barrier_wait(&p->stop);
+    }
     shard_teardown(s);
     return NULL;
 }
@@ -160,11 +150,20 @@ static int size_engine(struct engine *e, uint32_t *slots, char *err, size_t cap)
 {
     struct config *cfg = e->cfg;
     struct rlimit rl;
-    if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
-        rl.rlim_cur = rl.rlim_max;
-        setrlimit(RLIMIT_NOFILE, &rl);
+    if (getrlimit(RLIMIT_NOFILE, &rl) != 0) {
+        snprintf(err, cap, "ringcast: cannot read the open-file limit: %s", strerror(errno));
+        return -1;
     }
-    getrlimit(RLIMIT_NOFILE, &rl);
+    if (rl.rlim_cur < rl.rlim_max) {
+        /* Direct descriptors count against the soft limit: take all the hard limit allows. */
+        rlim_t soft = rl.rlim_cur;
+        rl.rlim_cur = rl.rlim_max;
+        if (setrlimit(RLIMIT_NOFILE, &rl) != 0) {
+            log_warn("cannot raise the open-file limit from %lu to %lu: %s", (unsigned long)soft,
+                     (unsigned long)rl.rlim_max, strerror(errno));
+            rl.rlim_cur = soft;
+        }
+    }
     uint64_t per_ring = rl.rlim_cur == RLIM_INFINITY ? (1u << 20) : rl.rlim_cur;
     if (per_ring > (1u << 24))
         per_ring = 1u << 24; /* the slot index has 24 bits in a msg's origin */
@@ -173,7 +172,12 @@ static int size_engine(struct engine *e, uint32_t *slots, char *err, size_t cap)
         snprintf(err, cap, "ringcast: open-file limit %lu is too low", (unsigned long)per_ring);
         return -1;
     }
+    /* config_load refuses --shards above SHARDS_MAX; only the CPU count can be larger. */
     unsigned shards = cfg->shards ? cfg->shards : online_cpus();
+    if (shards > SHARDS_MAX) {
+        log_info("%u CPUs: starting %d shards, the most there can be", shards, SHARDS_MAX);
+        shards = SHARDS_MAX;
+    }
     uint64_t max = cfg->max_conns;
     if (max == 0) {
         /* What the limits allow: the descriptor tables, and memory at ~10 KiB a connection
@@ -183,7 +187,8 @@ static int size_engine(struct engine *e, uint32_t *slots, char *err, size_t cap)
         if (mem && mem < max)
             max = mem;
     }
-    uint64_t need = (max + usable - 1) / usable;
+    /* Rounded up without max + usable - 1, which wraps for a --max-conns near 2^64. */
+    uint64_t need = max / usable + (max % usable != 0);
     if (need > shards) {
         if (need > SHARDS_MAX) {
             snprintf(err, cap,
@@ -196,9 +201,7 @@ static int size_engine(struct engine *e, uint32_t *slots, char *err, size_t cap)
                  (unsigned long)max, shards, (unsigned long)per_ring, (unsigned long)need);
         shards = (unsigned)need;
     }
-    if (shards > SHARDS_MAX)
-        shards = SHARDS_MAX;
-    uint64_t share = (max + shards - 1) / shards;
+    uint64_t share = max / shards + (max % shards != 0);
     uint64_t table = share + share / TABLE_HEADROOM_DIV + TABLE_HEADROOM_MIN;
     if (table > per_ring)
         table = per_ring;
@@ -225,8 +228,17 @@ static int open_listeners(struct engine *e, unsigned l, const char *host, uint16
             s->listen_fd[l] = -1;
             return -1;
         }
-        if (port == 0)
-            port = (uint16_t)listener_port(s->listen_fd[l]);
+        if (port == 0) {
+            /* The other shards bind to the port this one got: it must be the real one. */
+            int bound_port = listener_port(s->listen_fd[l]);
+            if (bound_port <= 0) {
+                snprintf(err, err_cap, "ringcast: --%s %s:0: cannot read the bound port: %s",
+                         l ? "tls-listen" : "listen", host,
+                         strerror(bound_port < 0 ? -bound_port : EADDRNOTAVAIL));
+                return -1;
+            }
+            port = (uint16_t)bound_port;
+        }
     }
     *bound = port;
     return 0;
@@ -240,6 +252,63 @@ static void close_listeners(struct engine *e)
                 close(e->shards[i].listen_fd[l]);
                 e->shards[i].listen_fd[l] = -1;
             }
+}
+
+/*
+ * Starts one thread per shard and waits until each has set up its ring. Returns 0 with every
+ * shard running, or -1 with one line in <err> after stopping and joining the threads it had
+ * started, and dropping the TLS references of the shards that never ran.
+ */
+static int start_threads(struct engine_priv *p, char *err, size_t err_cap)
+{
+    struct engine *e = &p->e;
+    int ret = pthread_mutex_init(&p->lock, NULL);
+    if (ret == 0) {
+        ret = pthread_cond_init(&p->cond, NULL);
+        if (ret)
+            pthread_mutex_destroy(&p->lock);
+    }
+    if (ret) {
+        snprintf(err, err_cap, "ringcast: cannot start the shard threads: %s", strerror(ret));
+        return -1;
+    }
+    p->sync_ok = true;
+    ret = pthread_barrier_init(&p->stop, NULL, e->nr_shards);
+    if (ret) {
+        snprintf(err, err_cap, "ringcast: cannot start the shard threads: %s", strerror(ret));
+        return -1;
+    }
+    p->stop_ok = true;
+    unsigned started = 0;
+    for (; started < e->nr_shards; started++) {
+        ret = pthread_create(&e->shards[started].thread, NULL, shard_thread, &e->shards[started]);
+        if (ret) {
+            snprintf(err, err_cap, "ringcast: cannot start shard thread %u of %u: %s", started + 1,
+                     e->nr_shards, strerror(ret));
+            break;
+        }
+    }
+    pthread_mutex_lock(&p->lock);
+    while (p->nr_ready < started)
+        pthread_cond_wait(&p->cond, &p->lock);
+    int serr = atomic_load(&p->setup_err);
+    if (!ret && serr)
+        snprintf(err, err_cap, "ringcast: cannot set up the io_uring shards: %s%s", strerror(-serr),
+                 serr == -ENOMEM ? " (io_uring memory is locked memory: see ulimit -l)" : "");
+    p->go = ret || serr ? -1 : 1;
+    pthread_cond_broadcast(&p->cond);
+    pthread_mutex_unlock(&p->lock);
+    if (p->go > 0)
+        return 0;
+    for (unsigned i = 0; i < started; i++)
+        pthread_join(e->shards[i].thread, NULL);
+    for (unsigned i = started; i < e->nr_shards; i++) {
+        if (e->shards[i].tls_cfg) {
+            tls_config_unref(e->shards[i].tls_cfg);
+            e->shards[i].tls_cfg = NULL;
+        }
+    }
+    return -1;
 }
 
 struct engine *engine_start(struct config *cfg, char *err, size_t err_cap, int *status)
@@ -257,7 +326,7 @@ struct engine *engine_start(struct config *cfg, char *err, size_t err_cap, int *
         goto fail;
     if (getrandom(&e->room_seed, sizeof(e->room_seed), 0) != sizeof(e->room_seed))
         e->room_seed = (uint64_t)mono_ns() * 0x9e3779b97f4a7c15ull;
-    e->ips = calloc(1, sizeof(*e->ips));
+    e->ips = iptable_create();
     e->shards = aligned_alloc(64, sizeof(struct shard) * e->nr_shards);
     if (e->shards) {
         memset(e->shards, 0, sizeof(struct shard) * e->nr_shards);
@@ -303,24 +372,22 @@ struct engine *engine_start(struct config *cfg, char *err, size_t err_cap, int *
         tls_config_ref(e->tls);
         e->shards[i].tls_cfg = e->tls;
     }
-    pthread_barrier_init(&p->start, NULL, e->nr_shards + 1);
-    pthread_barrier_init(&p->stop, NULL, e->nr_shards);
-    for (unsigned i = 0; i < e->nr_shards; i++)
-        pthread_create(&e->shards[i].thread, NULL, shard_thread, &e->shards[i]);
-    pthread_barrier_wait(&p->start);
-    int serr = atomic_load(&p->setup_err);
-    if (serr) {
-        snprintf(err, err_cap, "ringcast: cannot set up the io_uring shards: %s%s", strerror(-serr),
-                 serr == -ENOMEM ? " (io_uring memory is locked memory: see ulimit -l)" : "");
-        for (unsigned i = 0; i < e->nr_shards; i++)
-            pthread_join(e->shards[i].thread, NULL);
+    if (start_threads(p, err, err_cap) < 0)
         goto fail;
-    }
-    p->wake_ring_ok = io_uring_queue_init(8, &p->wake_ring, 0) == 0;
+    /* One doorbell per shard in one batch: the CQ (twice the SQ) holds all their completions. */
+    p->wake_ring_ok = io_uring_queue_init(e->nr_shards, &p->wake_ring, 0) == 0;
+    if (!p->wake_ring_ok)
+        log_warn("no doorbell ring: a drain or reload reaches idle shards within a second");
     log_info("%u shards, up to %lu connections (%u descriptor slots per shard)", e->nr_shards,
              (unsigned long)e->max_conns, slots);
     return e;
 fail:
+    if (p->stop_ok)
+        pthread_barrier_destroy(&p->stop);
+    if (p->sync_ok) {
+        pthread_cond_destroy(&p->cond);
+        pthread_mutex_destroy(&p->lock);
+    }
     if (e->shards)
         close_listeners(e);
     if (e->tls)
@@ -328,7 +395,7 @@ fail:
     if (e->xs)
         xshard_destroy(e->xs);
     free(e->shards);
-    free(e->ips);
+    iptable_destroy(e->ips);
     free(p);
     return NULL;
 }
@@ -379,19 +446,10 @@ static void wake_shards(struct engine *e)
     struct engine_priv *p = (struct engine_priv *)e;
     if (!p->wake_ring_ok)
         return; /* Shards notice within a second anyway: their wait is bounded. */
-    for (unsigned i = 0; i < e->nr_shards; i++) {
-        struct io_uring_sqe *sqe = io_uring_get_sqe(&p->wake_ring);
-        if (!sqe) {
-            io_uring_submit(&p->wake_ring);
-            sqe = io_uring_get_sqe(&p->wake_ring);
-        }
-        io_uring_prep_msg_ring(sqe, e->ring_fds[i], 0, ring_ud(OP_WAKE, 0, 0), 0);
-    }
-    io_uring_submit_and_wait(&p->wake_ring, e->nr_shards);
-    struct io_uring_cqe *cqe;
-    unsigned head, n = 0;
-    io_uring_for_each_cqe(&p->wake_ring, head, cqe) n++;
-    io_uring_cq_advance(&p->wake_ring, n);
+    int n = ring_msg_all(&p->wake_ring, e->ring_fds, e->nr_shards, ring_ud(OP_WAKE, 0, 0), 1000);
+    if (n != (int)e->nr_shards)
+        log_warn("woke %d of %u shards (%s); the others notice within a second", n < 0 ? 0 : n,
+                 e->nr_shards, n < 0 ? strerror(-n) : "timed out or refused");
 }
 
 void engine_drain(struct engine *e)
@@ -430,10 +488,11 @@ void engine_join_destroy(struct engine *e)
         tls_config_unref(e->tls);
     if (p->wake_ring_ok)
         io_uring_queue_exit(&p->wake_ring);
-    pthread_barrier_destroy(&p->start);
     pthread_barrier_destroy(&p->stop);
+    pthread_cond_destroy(&p->cond);
+    pthread_mutex_destroy(&p->lock);
     xshard_destroy(e->xs);
     free(e->shards);
-    free(e->ips);
+    iptable_destroy(e->ips);
     free(p);
 }

@@ -2,6 +2,9 @@
 /*
  * log: one line per event on stderr, "ringcast: LEVEL: text", filtered by --log-level.
  * Any thread; each line is written with a single write(2), so lines from shards never mix.
+ * Never blocks: a line that stderr cannot take at once (a pipe nobody drains) is dropped, and
+ * the next line written is preceded by "ringcast: warn: N log lines dropped: stderr was full".
+ * Lines longer than about 1 KiB are cut.
  */
 #ifndef RINGCAST_LOG_H
 #define RINGCAST_LOG_H

@@ -2,18 +2,25 @@
 /*
  * ringcast: the broker's entry point. Reads the configuration, starts the engine, prints the
  * listening line, and turns SIGINT/SIGTERM into a drain (ARCHITECTURE.md, "Broker command
- * line"). Signals are blocked in every thread and taken here with sigwaitinfo, so no shard is
- * ever interrupted by one.
+ * line"). Signals are blocked in every thread and taken here with sigtimedwait, so no shard is
+ * ever interrupted by one; between signals, once a second, this thread samples the process
+ * figures that /metrics reports (metrics.h), so that no shard reads a file for them.
  */
 #include "config.h"
 #include "engine.h"
 #include "fault.h"
 #include "log.h"
+#include "metrics.h"
 
+#include <errno.h>
 #include <malloc.h>
 #include <signal.h>
+#include <stdbool.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
+#include <time.h>
 
 extern char **environ;
 
@@ -30,6 +37,15 @@ static const char *unsupported_option(const struct config *c)
     if (c->api_key)
         return "--api-key";
     return NULL;
+}
+
+/* "ringcast: listening on ws://HOST:PORT", an IPv6 HOST in brackets (RFC 3986, 3.2.2) so that
+ * the URL can be used as printed. */
+static void print_listening(const char *scheme, const char *host, uint16_t port)
+{
+    bool v6 = strchr(host, ':') != NULL;
+    printf("ringcast: listening on %s://%s%s%s:%u\n", scheme, v6 ? "[" : "", host, v6 ? "]" : "",
+           (unsigned)port);
 }
 
 int main(int argc, char **argv)
@@ -73,6 +89,7 @@ int main(int argc, char **argv)
     if (fault)
         log_warn("RINGCAST_FAULT: allocation failures armed at %s (a test build)", fault);
 
+    metrics_sample_process();
     int status;
     struct engine *e = engine_start(&cfg, err, sizeof(err), &status);
     if (!e) {
@@ -80,15 +97,20 @@ int main(int argc, char **argv)
         config_fini(&cfg);
         return status;
     }
-    printf("ringcast: listening on ws://%s:%u\n", cfg.listen_host, (unsigned)engine_port(e));
+    print_listening("ws", cfg.listen_host, engine_port(e));
     if (cfg.tls_listen_host)
-        printf("ringcast: listening on wss://%s:%u\n", cfg.tls_listen_host,
-               (unsigned)engine_tls_port(e));
+        print_listening("wss", cfg.tls_listen_host, engine_tls_port(e));
     fflush(stdout);
 
     for (;;) {
         siginfo_t si;
-        int sig = sigwaitinfo(&set, &si);
+        const struct timespec second = {1, 0};
+        int sig = sigtimedwait(&set, &si, &second);
+        if (sig < 0) {
+            if (errno == EAGAIN)
+                metrics_sample_process();
+            continue; /* EAGAIN: the second passed; EINTR: a signal not in <set> */
+        }
         if (sig == SIGINT || sig == SIGTERM) {
             log_info("%s: draining (new upgrades get 503, connections close with 1001)",
                      sig == SIGINT ? "SIGINT" : "SIGTERM");

@@ -8,6 +8,7 @@
 
 #include "shard.h"
 
+#include <stdatomic.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/resource.h>
@@ -45,21 +46,38 @@ static void sum(const struct engine *e, struct totals *t)
     }
 }
 
-static void process_figures(uint64_t *rss, double *cpu)
+/*
+ * The process figures, written by metrics_sample_process (one writer, the main thread) and read
+ * by any shard: relaxed stores and loads, since each value stands alone. Reading
+ * /proc/self/statm on a shard would be a blocking file read (open, read, close) in the middle of
+ * its loop, and getrusage(RUSAGE_SELF) walks every thread of the process.
+ */
+static _Atomic uint64_t proc_rss_bytes;
+static _Atomic uint64_t proc_cpu_us;
+
+void metrics_sample_process(void)
 {
     struct rusage ru;
-    *cpu = 0;
-    if (getrusage(RUSAGE_SELF, &ru) == 0)
-        *cpu = (double)ru.ru_utime.tv_sec + (double)ru.ru_utime.tv_usec / 1e6 +
-               (double)ru.ru_stime.tv_sec + (double)ru.ru_stime.tv_usec / 1e6;
-    *rss = 0;
-    FILE *f = fopen("/proc/self/statm", "r");
-    unsigned long pages_total, pages_rss;
-    if (f) {
-        if (fscanf(f, "%lu %lu", &pages_total, &pages_rss) == 2)
-            *rss = (uint64_t)pages_rss * (uint64_t)sysconf(_SC_PAGESIZE);
-        fclose(f);
+    if (getrusage(RUSAGE_SELF, &ru) == 0) {
+        uint64_t us = (uint64_t)ru.ru_utime.tv_sec * 1000000u + (uint64_t)ru.ru_utime.tv_usec +
+                      (uint64_t)ru.ru_stime.tv_sec * 1000000u + (uint64_t)ru.ru_stime.tv_usec;
+        atomic_store_explicit(&proc_cpu_us, us, memory_order_relaxed);
     }
+    FILE *f = fopen("/proc/self/statm", "r");
+    if (!f)
+        return;
+    unsigned long pages_total, pages_rss;
+    long page = sysconf(_SC_PAGESIZE);
+    if (fscanf(f, "%lu %lu", &pages_total, &pages_rss) == 2 && page > 0)
+        atomic_store_explicit(&proc_rss_bytes, (uint64_t)pages_rss * (uint64_t)page,
+                              memory_order_relaxed);
+    (void)fclose(f); /* read only: nothing to lose */
+}
+
+static void process_figures(uint64_t *rss, double *cpu)
+{
+    *rss = atomic_load_explicit(&proc_rss_bytes, memory_order_relaxed);
+    *cpu = (double)atomic_load_explicit(&proc_cpu_us, memory_order_relaxed) / 1e6;
 }
 
 /* Appends with snprintf, tracking the length even past <cap> (the caller sizes by retrying). */

@@ -1,7 +1,8 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * metrics: renders the engine's counters for GET /metrics (Prometheus text) and GET /stats
- * (JSON). Reads every shard's counters with relaxed loads; any shard may call it.
+ * (JSON). Reads every shard's counters with relaxed loads; any shard may call it. The process
+ * figures come from the last metrics_sample_process(), not from the system at request time.
  */
 #ifndef RINGCAST_METRICS_H
 #define RINGCAST_METRICS_H
@@ -9,6 +10,15 @@
 #include <stddef.h>
 
 struct engine;
+
+/*
+ * Samples the process figures (resident memory, CPU time) into atomics that the two renderers
+ * read, so that a request on a shard never reads a file or walks the process's threads. Call
+ * it from a thread that may block, about once a second (main.c does, between signals); until
+ * the first call both figures read 0. Cannot fail: a figure that cannot be read keeps its last
+ * value.
+ */
+void metrics_sample_process(void);
 
 /* Writes the text into <out> (<cap> bytes) and returns its full length; when that is >= <cap>
  * the output was cut and the caller should retry with more room. Cannot fail otherwise. */

@@ -292,6 +292,7 @@ void shard_teardown(struct shard *s)
         s->tls_cfg = NULL;
     }
     if (s->ring.ring_fd > 0) {
+        ring_drop_parked(&s->ring);
         bufring_fini(&s->bufs, &s->ring);
         io_uring_queue_exit(&s->ring);
     }
@@ -352,6 +353,10 @@ void shard_run(struct shard *s)
          * read per turn at 20 and leave the rest queued in the kernel, however idle the CPU.
          * A busy turn therefore asks for a large batch with a zero timeout.
          */
+        /* Entries the SQ could not take (ring.h): they go first, and the loop does not sleep
+         * while some are left. */
+        if (ring_nr_parked(&s->ring))
+            pending |= ring_flush_parked(&s->ring) > 0;
         bool sleep = n == 0 && !pending && xshard_prepare_sleep(e->xs, s->id);
         struct __kernel_timespec ts = {0, 0};
         unsigned wait_nr = TASKRUN_BATCH;

@@ -26,7 +26,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 
-#define SHARDS_MAX 64
+#define SHARDS_MAX XSHARD_MAX_SHARDS
 /* Single-shot accepts kept in flight when peer addresses are needed. */
 #define ACCEPT_POOL 8
 

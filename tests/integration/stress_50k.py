@@ -16,6 +16,7 @@ close) on stdin and reports JSON lines on stdout.
 import errno
 import json
 import os
+import resource
 import select
 import socket
 import struct
@@ -442,7 +443,17 @@ def main():
     r.finish()
 
 
+def raise_nofile():
+    """Debian's default soft open-file limit is 1024, far below the PER_WORKER sockets a worker
+    holds. The hard limit is what a process may raise its own soft limit to: take all of it, in
+    the parent and in each worker (this same file)."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft != resource.RLIM_INFINITY and (hard == resource.RLIM_INFINITY or soft < hard):
+        resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+
+
 if __name__ == "__main__":
+    raise_nofile()
     if len(sys.argv) > 1 and sys.argv[1] == "--worker":
         worker(int(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4]), sys.argv[5])
     else:

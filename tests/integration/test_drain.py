@@ -224,6 +224,38 @@ def case_quick(sig):
     return run
 
 
+def case_many_shards():
+    """More shards than the main thread's doorbell ring once had completion slots (16): 40
+    shards, clients spread over them, SIGTERM: every client gets 1001 and the broker exits 0
+    promptly, having rung every shard's doorbell (no warning that some were not woken)."""
+    b = Broker("--shards", "40", "--max-conns", "512").start()
+    loop = asyncio.new_event_loop()
+    try:
+        async def connect_all():
+            cs = []
+            for i in range(80):
+                cs.append(await ws_connect(b.url + ("/echo" if i % 2 else "/room/m%d" % i)))
+            for c in cs[1::2]:
+                await c.send("up")
+                assert await ws_recv(c) == "up"
+            return cs
+        clients = loop.run_until_complete(asyncio.wait_for(connect_all(), 20))
+        t0 = time.monotonic()
+        b.signal(signal.SIGTERM)
+        loop.run_until_complete(asyncio.wait_for(_all_get_1001(clients, 5), 8))
+        rc = b.wait(timeout=8)
+        took = time.monotonic() - t0
+        print("   40 shards: exited with %r after %.2fs" % (rc, took))
+        assert rc == 0, "exit status %r; stderr:\n%s" % (rc, "".join(b.stderr_lines))
+        assert took < 5, "took %.1fs to drain 40 shards" % took
+        time.sleep(0.1)  # the stderr pump
+        woke = [ln for ln in b.stderr_lines if "woke" in ln or "doorbell" in ln]
+        assert not woke, "doorbells missed: %r" % woke
+    finally:
+        loop.close()
+        b.stop()
+
+
 def main():
     r = Runner()
     r.run("SIGTERM, idle and cooperative clients", case_quick(signal.SIGTERM))
@@ -234,6 +266,7 @@ def main():
           case_sigterm_stuck(signal.SIGINT))
     r.run("SIGTERM: queued data flushed before the close, then exit",
           case_flush_then_exit(signal.SIGTERM))
+    r.run("SIGTERM with 40 shards: every shard woken, exit 0", case_many_shards)
     r.finish()
 
 

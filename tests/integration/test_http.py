@@ -418,6 +418,42 @@ def case_keep_alive_idle(b, timeout):
 # Options that refuse
 
 
+def _metric(text, name):
+    for line in text.splitlines():
+        if line.startswith(name + " "):
+            return float(line.split()[1])
+    raise AssertionError("no %s in /metrics" % name)
+
+
+def case_process_metrics(b):
+    """The process figures (sampled once a second off the shard loop) are this broker's own:
+    the resident size close to what /proc says, CPU seconds no more than /proc says, and the
+    same figures in /stats."""
+    time.sleep(1.2)  # at least one sample after startup
+    page = os.sysconf("SC_PAGE_SIZE")
+    ticks = os.sysconf("SC_CLK_TCK")
+    r = http_get(b.port, "/metrics", close_wait=0.2)
+    assert r.status == 200, "GET /metrics: %r" % r
+    text = r.body.decode()
+    rss = _metric(text, "process_resident_memory_bytes")
+    cpu = _metric(text, "process_cpu_seconds_total")
+    with open("/proc/%d/statm" % b.proc.pid) as f:
+        proc_rss = int(f.read().split()[1]) * page
+    with open("/proc/%d/stat" % b.proc.pid) as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+        proc_cpu = (int(fields[11]) + int(fields[12])) / ticks
+    print("   RSS %.1f MiB (/proc %.1f MiB), CPU %.3f s (/proc %.3f s)" % (
+        rss / 2**20, proc_rss / 2**20, cpu, proc_cpu))
+    assert rss >= 1 << 20, "process_resident_memory_bytes %r" % rss
+    assert rss % page == 0, "RSS %r is not whole pages" % rss
+    assert proc_rss / 2 <= rss <= proc_rss * 2, "RSS %r, /proc says %r" % (rss, proc_rss)
+    # /proc counts in clock ticks, getrusage more finely: allow for the difference.
+    assert 0 <= cpu <= proc_cpu + 0.5, "CPU %r s, /proc says %r s" % (cpu, proc_cpu)
+    r = http_get(b.port, "/stats", close_wait=0.2)
+    stats = __import__("json").loads(r.body)
+    assert abs(stats["rss_bytes"] - rss) <= max(rss / 2, 4 << 20), "/stats %r" % stats
+
+
 def case_origins(b):
     for origin in ("http://evil.example", "http://good.example.evil", "null",
                    "https://good.example"):
@@ -677,7 +713,10 @@ def case_cli_bad(tmpdir):
              (["--max-message"], {}), (["--slow-consumer", "maybe"], {}),
              (["--listen", "nohostnoport"], {}), (["--shards", "-1"], {}),
              (["--config", os.path.join(tmpdir, "does-not-exist.conf")], {}),
-             ([], {"RINGCAST_MAX_MESSAGE": "lots"})]
+             ([], {"RINGCAST_MAX_MESSAGE": "lots"}),
+             # Values the engine cannot honour are refused, not clamped or wrapped.
+             (["--shards", "65"], {}), (["--send-queue", "4g"], {}),
+             (["--max-message", "2g"], {}), (["--max-conns", "18446744073709551615"], {})]
     bad = os.path.join(tmpdir, "bad.conf")
     with open(bad, "w") as f:
         f.write("no-such-key = 1\n")
@@ -708,6 +747,32 @@ def _max_message_is(b, limit):
             assert code == 1009, "message of %d bytes: close %r, want 1009 (limit %d)" % (
                 limit + 1, code, limit)
     run_async(go(), 15)
+
+
+def case_ipv6_listening_line():
+    """--listen [::1]:0 prints a URL with the IPv6 host in brackets (RFC 3986), one that works:
+    ws://[::1]:PORT, not the ambiguous ws://::1:PORT."""
+    import socket
+    try:
+        probe = socket.socket(socket.AF_INET6, socket.SOCK_STREAM)
+        probe.bind(("::1", 0))
+        probe.close()
+    except OSError:
+        print("   skipped: no IPv6 loopback here")
+        return
+    p = subprocess.Popen([BIN, "--listen", "[::1]:0", "--shards", "1"], stdout=subprocess.PIPE,
+                         stderr=subprocess.DEVNULL, text=True)
+    try:
+        line = p.stdout.readline().strip()
+        m = re.fullmatch(r"ringcast: listening on ws://\[::1\]:(\d+)", line)
+        assert m, "listening line %r" % line
+        s = socket.create_connection(("::1", int(m.group(1))), timeout=5)
+        s.sendall(b"GET /healthz HTTP/1.1\r\nHost: [::1]\r\n\r\n")
+        assert s.recv(4096).startswith(b"HTTP/1.1 200"), "GET /healthz over IPv6 failed"
+        s.close()
+    finally:
+        p.terminate()
+        assert p.wait(timeout=15) == 0, "exit status %r" % p.returncode
 
 
 def case_env_max_message():
@@ -761,7 +826,9 @@ def main():
                           case_connection_close),
                          ("POST /healthz -> 405 with Allow: GET, HEAD", case_method_not_allowed),
                          ("Transfer-Encoding: chunked -> 400 and closed",
-                          case_transfer_encoding)]:
+                          case_transfer_encoding),
+                         ("/metrics: process figures are the broker's own",
+                          case_process_metrics)]:
             r.run(name, fn, b)
     with Broker("--shards", "2", "--handshake-timeout", "1") as b:
         r.run("--handshake-timeout 1 closes slow handshakes", case_handshake_timeout, b)
@@ -782,6 +849,7 @@ def main():
     r.run("--version", case_cli_version)
     with tempfile.TemporaryDirectory() as tmp:
         r.run("bad options -> exit 2, one line", case_cli_bad, tmp)
+        r.run("--listen [::1]:0 prints ws://[::1]:PORT", case_ipv6_listening_line)
         r.run("RINGCAST_MAX_MESSAGE takes effect", case_env_max_message)
         r.run("--config FILE takes effect", case_config_file, tmp)
         r.run("precedence: command line, environment, file", case_precedence, tmp)

@@ -458,16 +458,8 @@ static void test_sizes_and_numbers(void **state)
         const char *in;
         uint64_t v;
     } sizes[] = {
-        {"1", 1},
-        {"123", 123},
-        {"64k", 65536},
-        {"64K", 65536},
-        {"1m", 1048576},
-        {"3M", 3145728},
-        {"2g", 2147483648ull},
-        {"1G", 1073741824},
-        {"17179869183g", 17179869183ull << 30},
-        {"18446744073709551615", UINT64_MAX},
+        {"1", 1},        {"123", 123},    {"64k", 65536},     {"64K", 65536},
+        {"1m", 1048576}, {"3M", 3145728}, {"1G", 1073741824}, {"1073741824", 1073741824},
     };
     static const struct {
         const char *in;
@@ -485,19 +477,23 @@ static void test_sizes_and_numbers(void **state)
         assert_true(c.send_queue == sizes[i].v);
         config_fini(&c);
     }
+    /* The queue may be larger than one message: up to 2 GiB. */
+    assert_int_equal(load(&c, ARGS("--send-queue", "2g"), NONE, err, sizeof(err)), 0);
+    assert_true(c.send_queue == 2147483648ull);
+    config_fini(&c);
     for (size_t i = 0; i < sizeof(rates) / sizeof(rates[0]); i++) {
         assert_int_equal(load(&c, ARGS("--rate-limit", rates[i].in), NONE, err, sizeof(err)), 0);
         assert_true(c.rate_limit == rates[i].v);
         config_fini(&c);
     }
-    assert_int_equal(load(&c,
-                          ARGS("--shards", "1024", "--max-conns", "18446744073709551615",
-                               "--history-size", "4294967295", "--history-ttl", "0",
-                               "--ping-interval", "2147483", "--slow-consumer", "CLOSE"),
-                          NONE, err, sizeof(err)),
-                     0);
-    assert_int_equal(c.shards, 1024);
-    assert_true(c.max_conns == UINT64_MAX);
+    assert_int_equal(
+        load(&c,
+             ARGS("--shards", "64", "--max-conns", "1073741824", "--history-size", "4294967295",
+                  "--history-ttl", "0", "--ping-interval", "2147483", "--slow-consumer", "CLOSE"),
+             NONE, err, sizeof(err)),
+        0);
+    assert_int_equal(c.shards, 64);
+    assert_true(c.max_conns == 1073741824);
     assert_int_equal(c.history_size, 4294967295u);
     assert_int_equal(c.history_ttl, 0);
     assert_int_equal(c.ping_interval, 2147483);
@@ -698,8 +694,13 @@ static void test_cli_errors(void **state)
         {{"--max-conns=-5"}, "ringcast: --max-conns: must not be negative: '-5'"},
         {{"--max-conns", "18446744073709551616"}, "ringcast: --max-conns: too large"},
         {{"--max-conns-per-ip", "-1"}, "ringcast: --max-conns-per-ip: must not be negative"},
-        {{"--shards", "0"}, "ringcast: --shards: out of range: '0' (1..1024)"},
-        {{"--shards", "1025"}, "ringcast: --shards: out of range: '1025' (1..1024)"},
+        {{"--shards", "0"}, "ringcast: --shards: out of range: '0' (1..64)"},
+        /* The cross-shard mesh addresses 64 shards: more is refused, not clamped. */
+        {{"--shards", "65"}, "ringcast: --shards: out of range: '65' (1..64)"},
+        {{"--shards", "1025"}, "ringcast: --shards: out of range: '1025' (1..64)"},
+        /* 64 shards of 2^24 descriptor slots at most. */
+        {{"--max-conns", "1073741825"},
+         "ringcast: --max-conns: out of range: '1073741825' (0..1073741824)"},
         {{"--tls-max-handshakes", "1000001"},
          "ringcast: --tls-max-handshakes: out of range: '1000001' (0..1000000)"},
         {{"--history-size", "4294967296"}, "ringcast: --history-size: out of range"},
@@ -712,6 +713,20 @@ static void test_cli_errors(void **state)
         {{"--max-message", "k"}, "ringcast: --max-message: not a number: 'k'"},
         {{"--max-message", "0"}, "ringcast: --max-message: must be at least 1"},
         {{"--send-queue", "17179869184g"}, "ringcast: --send-queue: too large: '17179869184g'"},
+        /* Lengths are 32-bit: a 4 GiB queue would wrap and the slow-consumer policy never act. */
+        {{"--send-queue", "4g"}, "ringcast: --send-queue: too large: '4g' (at most 2g)"},
+        {{"--send-queue", "2147483649"},
+         "ringcast: --send-queue: too large: '2147483649' (at most 2g)"},
+        {{"--max-message", "2g"}, "ringcast: --max-message: too large: '2g' (at most 1g)"},
+        {{"--max-message", "1073741825"},
+         "ringcast: --max-message: too large: '1073741825' (at most 1g)"},
+        {{"--max-message", "18446744073709551615"},
+         "ringcast: --max-message: too large: '18446744073709551615' (at most 1g)"},
+        /* The token bucket counts in a float: above 2^24 taking one token changes nothing. */
+        {{"--rate-limit", "1000000.5"},
+         "ringcast: --rate-limit: too large: '1000000.5' (at most 1000000)"},
+        {{"--rate-limit", "99999999999"},
+         "ringcast: --rate-limit: too large: '99999999999' (at most 1000000)"},
         {{"--listen", "8080"}, "ringcast: --listen: expected HOST:PORT: '8080'"},
         {{"--listen", "1.2.3:80"}, "ringcast: --listen: bad host in '1.2.3:80'"},
         {{"--listen", "example.com:80"}, "ringcast: --listen: bad host in 'example.com:80'"},

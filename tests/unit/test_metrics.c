@@ -26,6 +26,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/resource.h>
 #include <unistd.h>
 
 /* ---------------------------------------------------------------------------------------------
@@ -49,6 +50,7 @@ static void make_engine(unsigned nr_shards)
         g_shards[i].id = i;
         g_shards[i].eng = &g_eng;
     }
+    metrics_sample_process(); /* what main.c does once a second */
 }
 
 /* Two shards with distinct counters; bytes_out passes 2^32 so that 64-bit printing shows. */
@@ -698,6 +700,7 @@ static void retry_can_still_be_cut(void **state)
     assert_true(mem != MAP_FAILED);
     for (size_t off = 0; off < grow; off += 4096)
         mem[off] = 1;
+    metrics_sample_process();
     size_t m = metrics_prometheus(&g_eng, buf, n + 1);
     assert_true(m > n);               /* longer now: one more RSS digit */
     assert_int_equal(strlen(buf), n); /* so what came back was cut ... */
@@ -710,10 +713,62 @@ static void retry_can_still_be_cut(void **state)
     free(buf);
 }
 
+/*
+ * Rendering reads no file: the process figures come from the last sample. Checked by leaving
+ * the process no descriptor to open (RLIMIT_NOFILE at the lowest free one) while rendering;
+ * before, /proc/self/statm was opened on every request, on the shard, and the resident size
+ * came back 0 here. A later sample sees the process grow; rendering alone does not.
+ */
+static void process_figures_come_from_the_sample(void **state)
+{
+    (void)state;
+    make_engine(1);
+    size_t len;
+    char *text = render(metrics_prometheus, &len);
+    uint64_t rss = prom_u64(text, "process_resident_memory_bytes");
+    double cpu;
+    assert_true(prom_sample(text, "process_cpu_seconds_total", &cpu));
+    free(text);
+    assert_true(rss > 0);
+
+    char *buf = malloc(len + 4096);
+    assert_non_null(buf);
+    int fd = dup(0);
+    assert_true(fd >= 0);
+    close(fd);
+    struct rlimit old, none;
+    assert_int_equal(getrlimit(RLIMIT_NOFILE, &old), 0);
+    none = old;
+    none.rlim_cur = (rlim_t)fd; /* descriptors 0..fd-1 stay; no new one can be made */
+    assert_int_equal(setrlimit(RLIMIT_NOFILE, &none), 0);
+    size_t n = metrics_prometheus(&g_eng, buf, len + 4096);
+    assert_int_equal(setrlimit(RLIMIT_NOFILE, &old), 0);
+    assert_true(n < len + 4096);
+    assert_int_equal(prom_u64(buf, "process_resident_memory_bytes"), rss);
+
+    /* Grow by 64 MiB: rendering still shows the sampled value, a new sample the new one. */
+    size_t grow = 64u << 20;
+    uint8_t *mem = mmap(NULL, grow, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    assert_true(mem != MAP_FAILED);
+    for (size_t off = 0; off < grow; off += 4096)
+        mem[off] = 1;
+    metrics_prometheus(&g_eng, buf, len + 4096);
+    assert_int_equal(prom_u64(buf, "process_resident_memory_bytes"), rss);
+    metrics_sample_process();
+    metrics_prometheus(&g_eng, buf, len + 4096);
+    assert_true(prom_u64(buf, "process_resident_memory_bytes") >= rss + grow / 2);
+    double cpu2;
+    assert_true(prom_sample(buf, "process_cpu_seconds_total", &cpu2));
+    assert_true(cpu2 >= cpu);
+    munmap(mem, grow);
+    free(buf);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(json_parser_sanity),
+        cmocka_unit_test(process_figures_come_from_the_sample),
         cmocka_unit_test(prom_checker_sanity),
         cmocka_unit_test_setup_teardown(prometheus_has_every_contract_metric, setup_two_shards,
                                         NULL),

@@ -25,6 +25,7 @@
 
 #include <arpa/inet.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <poll.h>
@@ -293,6 +294,132 @@ static void ring_sqe_submits_when_full(void **state)
         seen[idx] = true;
     }
     ring_close(&ring);
+}
+
+/*
+ * The kernel takes nothing: io_uring_enter fails on every submit (here: the ring's descriptor
+ * is swapped for one that is not a ring, so each submit gets -EOPNOTSUPP; in life -EAGAIN when
+ * the kernel has no memory for requests, or -EBUSY until the caller reaps its CQ). ring_sqe
+ * must come back after a bounded number of tries with an entry that is parked, and the parked
+ * entries must reach the kernel, in order and ahead of later ones, once it takes them again.
+ * Before, ring_sqe retried forever: the watchdog alarm ends that.
+ */
+static void ring_sqe_parks_when_submit_fails(void **state)
+{
+    struct io_uring ring;
+    ring_open(state, &ring, 4, 64);
+    unsigned sq_cap = ring.sq.ring_entries;
+    enum { PARKED = 5, LATER = 3 };
+    int real_fd = ring.ring_fd, real_enter = ring.enter_ring_fd;
+    int not_a_ring = open("/dev/null", O_RDONLY | O_CLOEXEC);
+    assert_true(not_a_ring >= 0);
+    alarm(10);
+    for (unsigned i = 0; i < sq_cap; i++) {
+        struct io_uring_sqe *sqe = ring_sqe(&ring);
+        io_uring_prep_nop(sqe);
+        io_uring_sqe_set_data64(sqe, ring_ud(1, 0, i));
+    }
+    ring.ring_fd = ring.enter_ring_fd = not_a_ring;
+    for (unsigned i = sq_cap; i < sq_cap + PARKED; i++) {
+        struct io_uring_sqe *sqe = ring_sqe(&ring);
+        assert_non_null(sqe);
+        io_uring_prep_nop(sqe);
+        io_uring_sqe_set_data64(sqe, ring_ud(1, 0, i));
+    }
+    assert_int_equal(ring_nr_parked(&ring), PARKED);
+    assert_int_equal(ring_flush_parked(&ring), PARKED); /* still refused: nothing moves */
+    ring.ring_fd = real_fd;
+    ring.enter_ring_fd = real_enter;
+    alarm(0);
+    close(not_a_ring);
+    /* The next ring_sqe moves the parked ones first, then hands out a slot behind them. */
+    for (unsigned i = sq_cap + PARKED; i < sq_cap + PARKED + LATER; i++) {
+        struct io_uring_sqe *sqe = ring_sqe(&ring);
+        io_uring_prep_nop(sqe);
+        io_uring_sqe_set_data64(sqe, ring_ud(1, 0, i));
+    }
+    assert_int_equal(ring_flush_parked(&ring), 0);
+    assert_int_equal(ring_nr_parked(&ring), 0);
+    /* NOPs complete in submission order: every request, in the order they were asked for. */
+    for (unsigned n = 0; n < sq_cap + PARKED + LATER; n++) {
+        struct cqe c = wait_one(&ring);
+        assert_int_equal(c.res, 0);
+        assert_int_equal(ring_ud_idx(c.ud), n);
+    }
+    assert_int_equal(ring_nr_lost(), 0);
+    ring_close(&ring);
+}
+
+/* More parked than RING_PARK_MAX: the excess is lost and counted, nothing else breaks, and
+ * ring_drop_parked forgets the rest. */
+static void ring_sqe_park_is_bounded(void **state)
+{
+    struct io_uring ring;
+    ring_open(state, &ring, 4, 64);
+    int real_fd = ring.ring_fd, real_enter = ring.enter_ring_fd;
+    int not_a_ring = open("/dev/null", O_RDONLY | O_CLOEXEC);
+    assert_true(not_a_ring >= 0);
+    for (unsigned i = 0; i < ring.sq.ring_entries; i++)
+        io_uring_prep_nop(ring_sqe(&ring));
+    ring.ring_fd = ring.enter_ring_fd = not_a_ring;
+    uint64_t lost = ring_nr_lost();
+    alarm(30);
+    for (unsigned i = 0; i < RING_PARK_MAX + 10; i++)
+        io_uring_prep_nop(ring_sqe(&ring));
+    alarm(0);
+    assert_int_equal(ring_nr_parked(&ring), RING_PARK_MAX);
+    assert_int_equal(ring_nr_lost() - lost, 10);
+    ring_drop_parked(&ring);
+    assert_int_equal(ring_nr_parked(&ring), 0);
+    ring.ring_fd = real_fd;
+    ring.enter_ring_fd = real_enter;
+    close(not_a_ring);
+    assert_int_equal(io_uring_submit(&ring), (int)ring.sq.ring_entries);
+    for (unsigned n = 0; n < ring.sq.ring_entries; n++)
+        (void)wait_one(&ring);
+    ring_close(&ring);
+}
+
+/*
+ * ring_msg_all from a ring of 8 SQEs and 16 CQEs (what the engine's wake ring was) to 40 rings:
+ * every target gets exactly one doorbell, and the sender's ring is left with nothing: no
+ * completion unreaped and none in the kernel's overflow list.
+ */
+static void ring_msg_all_more_targets_than_cq(void **state)
+{
+    enum { NR = 40 };
+    struct io_uring src, dst[NR];
+    int fds[NR];
+    uint64_t ud = ring_ud(6, 0, 0);
+    ring_open(state, &src, 8, 16);
+    for (unsigned i = 0; i < NR; i++) {
+        ring_open(state, &dst[i], 4, 8);
+        fds[i] = dst[i].ring_fd;
+    }
+    for (int round = 0; round < 3; round++) {
+        assert_int_equal(ring_msg_all(&src, fds, NR, ud, 1000), NR);
+        assert_int_equal(io_uring_cq_ready(&src), 0);
+        assert_int_equal(IO_URING_READ_ONCE(*src.sq.kflags) & IORING_SQ_CQ_OVERFLOW, 0);
+        for (unsigned i = 0; i < NR; i++) {
+            struct io_uring_cqe *cqe;
+            struct __kernel_timespec ts = {.tv_sec = 2, .tv_nsec = 0};
+            assert_int_equal(io_uring_wait_cqe_timeout(&dst[i], &cqe, &ts), 0);
+            assert_int_equal(cqe->user_data, ud);
+            assert_int_equal(cqe->res, 0);
+            io_uring_cqe_seen(&dst[i], cqe);
+            assert_int_equal(io_uring_cq_ready(&dst[i]), 0);
+        }
+    }
+    /* A target that is not a ring is counted out; the others still get theirs. */
+    int bad[3] = {fds[0], lowest_free_fd(), fds[1]};
+    assert_int_equal(ring_msg_all(&src, bad, 3, ud, 1000), 2);
+    for (unsigned i = 0; i < 2; i++) {
+        struct cqe c = wait_one(&dst[i]);
+        assert_int_equal(c.ud, ud);
+    }
+    for (unsigned i = 0; i < NR; i++)
+        ring_close(&dst[i]);
+    ring_close(&src);
 }
 
 /* ---------------------------------------------------------------------------------------------
@@ -649,6 +776,9 @@ static void listener_accept_and_recv_through_ring(void **state)
         fn(state);                                                                                 \
     }
 RING_TEST_MODES(ring_sqe_submits_when_full)
+RING_TEST_MODES(ring_msg_all_more_targets_than_cq)
+RING_TEST_MODES(ring_sqe_parks_when_submit_fails)
+RING_TEST_MODES(ring_sqe_park_is_bounded)
 RING_TEST_MODES(buf_ring_setup_and_free)
 RING_TEST_MODES(bufring_init_failures_leave_it_empty)
 RING_TEST_MODES(bufring_multishot_recv)
@@ -665,6 +795,9 @@ int main(void)
         cmocka_unit_test(ring_init_refuses_bad_sizes),
         cmocka_unit_test(ud_codec_round_trip),
         RING_TEST(ring_sqe_submits_when_full),
+        RING_TEST(ring_msg_all_more_targets_than_cq),
+        RING_TEST(ring_sqe_parks_when_submit_fails),
+        RING_TEST(ring_sqe_park_is_bounded),
         RING_TEST(buf_ring_setup_and_free),
         RING_TEST(bufring_init_failures_leave_it_empty),
         RING_TEST(bufring_multishot_recv),
