@@ -374,6 +374,12 @@ void proto_buf_fini(struct proto_buf *b)
     *b = (struct proto_buf){0};
 }
 
+int proto_buf_put(struct proto_buf *b, const void *p, size_t len)
+{
+    put(b, p, len);
+    return b->oom ? -ENOMEM : 0;
+}
+
 int proto_buf_sep(struct proto_buf *b)
 {
     if (b->len)

@@ -158,6 +158,9 @@ void proto_buf_fini(struct proto_buf *b);
  * trailing newline is written). Returns 0 or -ENOMEM. */
 int proto_buf_sep(struct proto_buf *b);
 
+/* Appends the bytes <p>/<len> as they are (raw JSON, a separator). Returns 0 or -ENOMEM. */
+int proto_buf_put(struct proto_buf *b, const void *p, size_t len);
+
 /* Appends <s>/<len> as a JSON string: quotes, escapes, and each invalid UTF-8 sequence
  * replaced by U+FFFD (so that any bytes give valid JSON in a text frame). Returns 0 or -ENOMEM. */
 int proto_buf_jstr(struct proto_buf *b, const char *s, size_t len);
