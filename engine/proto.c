@@ -445,7 +445,8 @@ int proto_buf_jstr(struct proto_buf *b, const char *s, size_t len)
         }
         i++;
     }
-    put(b, s + len - run, run);
+    if (run) /* <s> may be NULL when <len> is 0: no arithmetic on it then */
+        put(b, s + len - run, run);
     put(b, "\"", 1);
     return b->oom ? -ENOMEM : 0;
 }
@@ -751,9 +752,12 @@ int proto_encode_pub_push(struct proto_buf *b, struct proto_str channel,
     obj_key(&o, "pub");
     size_t start = b->len;
     proto_encode_pub(b, pub);
+    size_t end = b->len;
+    int rc = push_close(&o);
+    /* After the last write: an earlier pointer could be moved by the closing braces. */
     if (pub_at)
-        *pub_at = (struct proto_str){.p = b->p ? b->p + start : NULL, .len = b->len - start};
-    return push_close(&o);
+        *pub_at = (struct proto_str){.p = b->p ? b->p + start : NULL, .len = end - start};
+    return rc;
 }
 
 int proto_encode_join_leave(struct proto_buf *b, struct proto_str channel, bool join,

@@ -241,7 +241,8 @@ int proto_encode_error(struct proto_buf *b, uint32_t id, uint32_t code, const ch
 /*
  * Pushes (§6), `{"push":{...}}` without id.
  * proto_encode_pub_push writes `{"push":{"channel":C,"pub":P}}` and sets *<pub_at> (may be
- * NULL) to P's offset and length within <b>, for history and recovery replies.
+ * NULL) to P's bytes within <b>, for history and recovery replies; it borrows <b> until the
+ * next write to <b> (which may move it): keep the offset <pub_at>->p - <b>->p, not the pointer.
  */
 int proto_encode_pub_push(struct proto_buf *b, struct proto_str channel,
                           const struct proto_pub *pub, struct proto_str *pub_at);

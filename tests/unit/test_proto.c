@@ -735,6 +735,29 @@ static void encode_pushes(void **state)
     assert_buf(&b, "{\"push\":{\"disconnect\":{\"code\":4500,\"reason\":\"bye\"}}}");
 }
 
+static void encode_pub_span_after_growth(void **state)
+{
+    (void)state;
+    /* Whatever the buffer held before, and wherever it has to grow, the span names the
+     * Publication in the final buffer (the closing braces may move it). */
+    struct proto_pub p = {
+        .data = S("{\"k\":\"vvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvv\"}"), .offset = 42};
+    struct proto_buf want = {0};
+    proto_encode_pub(&want, &p);
+    for (size_t pad = 0; pad < 1200; pad++) {
+        struct proto_buf b = {0};
+        struct proto_str at;
+        for (size_t i = 0; i < pad; i++)
+            proto_buf_put(&b, " ", 1);
+        assert_int_equal(proto_encode_pub_push(&b, S("c"), &p, &at), 0);
+        assert_true(at.p >= b.p && at.p + at.len <= b.p + b.len);
+        assert_int_equal(at.len, want.len);
+        assert_memory_equal(at.p, want.p, want.len);
+        proto_buf_fini(&b);
+    }
+    proto_buf_fini(&want);
+}
+
 static void encode_batch(void **state)
 {
     (void)state;
@@ -781,6 +804,10 @@ static void encode_strings(void **state)
         json_decref(j);
         assert_buf(&b, rows[i].want);
     }
+    /* No string at all is the empty string (clang's UBSan flags NULL + 0). */
+    struct proto_buf e = {0};
+    assert_int_equal(proto_buf_jstr(&e, NULL, 0), 0);
+    assert_buf(&e, "\"\"");
     /* Channel names are escaped in pushes too. */
     struct proto_buf b = {0};
     proto_encode_message_push(&b, S(NULL));
@@ -820,6 +847,7 @@ int main(void)
         cmocka_unit_test(encode_small_replies),
         cmocka_unit_test(encode_presence_and_history),
         cmocka_unit_test(encode_pushes),
+        cmocka_unit_test(encode_pub_span_after_growth),
         cmocka_unit_test(encode_batch),
         cmocka_unit_test(encode_strings),
         cmocka_unit_test(encode_round_trip),
