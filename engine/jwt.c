@@ -585,7 +585,8 @@ int jwt_verify_subscribe(const struct jwt_key *key, const char *token, size_t le
         const struct jwt_claims *c = *out;
         /* The claim has no NUL (jansson refuses \u0000 without JSON_ALLOW_NUL). */
         if (strlen(c->channel) != channel_len || memcmp(c->channel, channel, channel_len) != 0 ||
-            strcmp(c->sub, user) != 0 || (c->client && strcmp(c->client, client) != 0))
+            strcmp(c->sub, user ? user : "") != 0 ||
+            (c->client && strcmp(c->client, client ? client : "") != 0))
             rc = -EPERM;
     }
     parsed_fini(&p);

@@ -99,8 +99,8 @@ int jwt_verify_connect(const struct jwt_key *key, const char *token, size_t len,
 
 /*
  * Verifies subscription token <token>/<len> for channel <channel>/<channel_len>, held by the
- * connection of user <user> (NUL-terminated, "" for anonymous) and client id <client>
- * (NUL-terminated), and gives its claims in *<out>. Returns 0 or the errors of
+ * connection of user <user> (NUL-terminated; "" or NULL for anonymous) and client id <client>
+ * (NUL-terminated; NULL reads as ""), and gives its claims in *<out>. Returns 0 or the errors of
  * jwt_verify_connect() (where a missing `channel` claim, not a present one, is -EBADMSG), and
  *   -EPERM        the token's `channel` is not <channel>, its `sub` is not <user>, or it has a
  *                 `client` that is not <client> (checked after the signature and the time)

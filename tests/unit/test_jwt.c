@@ -412,6 +412,19 @@ static void subscribe_rules(void **state)
     }
 }
 
+static void subscribe_null_user_and_client(void **state)
+{
+    (void)state;
+    struct jwt_claims *c;
+    const char *tok = sign("{\"channel\":\"$c\"}");
+    /* NULL user and client read as "": an anonymous connection. */
+    assert_int_equal(jwt_verify_subscribe(&key, tok, strlen(tok), NOW, "$c", 2, NULL, NULL, &c), 0);
+    jwt_claims_free(c);
+    tok = sign("{\"channel\":\"$c\",\"client\":\"x\"}");
+    assert_int_equal(jwt_verify_subscribe(&key, tok, strlen(tok), NOW, "$c", 2, NULL, NULL, &c),
+                     -EPERM);
+}
+
 static void subscribe_claims(void **state)
 {
     (void)state;
@@ -472,6 +485,7 @@ int main(void)
         cmocka_unit_test(claims_escaped_key_and_spacing),
         cmocka_unit_test(audience_and_issuer),
         cmocka_unit_test(subscribe_rules),
+        cmocka_unit_test(subscribe_null_user_and_client),
         cmocka_unit_test(subscribe_claims),
         cmocka_unit_test(answers),
     };
