@@ -633,8 +633,8 @@ int proto_encode_sub_refresh(struct proto_buf *b, uint32_t id, bool expires, uin
 
 int proto_encode_empty(struct proto_buf *b, uint32_t id, enum proto_method method)
 {
-    reply_open(b, id,
-               method_names[method == PROTO_UNSUBSCRIBE ? PROTO_UNSUBSCRIBE : PROTO_PUBLISH]);
+    bool named = method > PROTO_PONG && method < NR_METHODS;
+    reply_open(b, id, method_names[named ? method : PROTO_PUBLISH]);
     put(b, "{}", 2);
     return reply_close(b);
 }

@@ -220,7 +220,7 @@ int proto_encode_subscribe(struct proto_buf *b, uint32_t id,
                            const struct proto_subscribe_result *r);
 /* sub_refresh result: expires, ttl. */
 int proto_encode_sub_refresh(struct proto_buf *b, uint32_t id, bool expires, uint32_t ttl);
-/* `{}` results: unsubscribe, publish (<method> is PROTO_UNSUBSCRIBE or PROTO_PUBLISH). */
+/* An empty result `{}` for <method>: unsubscribe and publish (§2). */
 int proto_encode_empty(struct proto_buf *b, uint32_t id, enum proto_method method);
 /* presence (§5): begin, one add per client (map key: its client id), end; `{}` when none. */
 int proto_encode_presence_begin(struct proto_buf *b, uint32_t id);

@@ -634,6 +634,8 @@ static void encode_small_replies(void **state)
     assert_buf(&b, "{\"id\":3,\"publish\":{}}");
     proto_encode_empty(&b, 9, PROTO_UNSUBSCRIBE);
     assert_buf(&b, "{\"id\":9,\"unsubscribe\":{}}");
+    proto_encode_empty(&b, 7, PROTO_RPC);
+    assert_buf(&b, "{\"id\":7,\"rpc\":{}}");
     proto_encode_presence_stats(&b, 5, 2, 2);
     assert_buf(&b, "{\"id\":5,\"presence_stats\":{\"num_clients\":2,\"num_users\":2}}");
     proto_encode_presence_stats(&b, 5, 0, 0);
