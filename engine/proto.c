@@ -368,6 +368,26 @@ static void put_u64(struct proto_buf *b, uint64_t v)
     put(b, tmp, (size_t)n);
 }
 
+/*
+ * Raw JSON, copied as it is except that each '\n' becomes ' '. In valid JSON a newline can only
+ * be whitespace between tokens (strings hold it escaped), and a bare one would cut the message
+ * in two for every reader of '\n'-separated frames (§2): data from a pretty-printed server API
+ * body, or the info of a token whose claims were pretty-printed, would otherwise do that.
+ */
+static void put_json(struct proto_buf *b, const char *p, size_t len)
+{
+    const char *nl;
+    while (len && (nl = memchr(p, '\n', len)) != NULL) {
+        size_t n = (size_t)(nl - p);
+        put(b, p, n);
+        put(b, " ", 1);
+        p += n + 1;
+        len -= n + 1;
+    }
+    if (len)
+        put(b, p, len);
+}
+
 void proto_buf_fini(struct proto_buf *b)
 {
     free(b->p);
@@ -510,7 +530,7 @@ static void obj_raw(struct obj *o, const char *key, struct proto_str raw)
     if (!raw.len)
         return;
     obj_key(o, key);
-    put(o->b, raw.p, raw.len);
+    put_json(o->b, raw.p, raw.len);
 }
 
 static void put_array(struct proto_buf *b, const struct proto_str *items, uint32_t n)
@@ -519,7 +539,7 @@ static void put_array(struct proto_buf *b, const struct proto_str *items, uint32
     for (uint32_t i = 0; i < n; i++) {
         if (i)
             put(b, ",", 1);
-        put(b, items[i].p, items[i].len);
+        put_json(b, items[i].p, items[i].len);
     }
     put(b, "]", 1);
 }
@@ -733,7 +753,7 @@ int proto_encode_pub(struct proto_buf *b, const struct proto_pub *pub)
     struct obj o = obj_open(b);
     obj_key(&o, "data");
     if (pub->data.len)
-        put(b, pub->data.p, pub->data.len);
+        put_json(b, pub->data.p, pub->data.len);
     else
         puts_(b, "null");
     if (pub->info) {

@@ -209,8 +209,9 @@ struct proto_server_sub {
 /*
  * Replies. Each appends one message `{"id":<id>,"<method>":{...}}` to <b> (call
  * proto_buf_sep() first to batch) and returns 0 or -ENOMEM. Strings are escaped; fields
- * typed proto_str that hold JSON (data, publications, conn_info) are copied verbatim and
- * must be valid JSON. Zero fields are omitted unless said otherwise.
+ * typed proto_str that hold JSON (data, publications, conn_info) must be valid JSON and are
+ * copied verbatim, except that a newline (whitespace in JSON) becomes a space, since '\n'
+ * separates the messages of a frame (§2). Zero fields are omitted unless said otherwise.
  */
 int proto_encode_connect(struct proto_buf *b, uint32_t id, const struct proto_connect_result *r,
                          const struct proto_server_sub *subs, uint32_t nr_subs);

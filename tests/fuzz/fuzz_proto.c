@@ -14,7 +14,8 @@
  * bytes, and replies and pushes made from the decoded strings must be JSON that jansson
  * accepts, with the Publication span of a push being the Publication. proto_buf_jstr is also
  * run on the raw input: its output must be one JSON string, equal to the input when the input
- * is valid UTF-8.
+ * is valid UTF-8. No single message encoded may hold a '\n', which separates the messages of a
+ * frame.
  */
 #include "proto.h"
 #include "ws_frame.h"
@@ -93,6 +94,7 @@ static void encode_from(const struct proto_cmd *c)
     struct proto_str at;
     REQUIRE(proto_encode_pub_push(&b, c->channel, &pub, &at) == 0);
     REQUIRE(is_json(b.p, b.len));
+    REQUIRE(!memchr(b.p, '\n', b.len)); /* one message: no separator inside (§2) */
     REQUIRE(at.p >= b.p && at.p + at.len <= b.p + b.len && at.len >= 2);
     REQUIRE(at.p[0] == '{' && at.p[at.len - 1] == '}' && is_json(at.p, at.len));
     struct proto_str pubs[2] = {at, at};
@@ -113,6 +115,7 @@ static void encode_from(const struct proto_cmd *c)
     struct proto_buf s = {0};
     REQUIRE(proto_encode_subscribe(&s, c->id, &sr) == 0);
     REQUIRE(is_json(s.p, s.len));
+    REQUIRE(!memchr(s.p, '\n', s.len));
     struct proto_connect_result cr = {.client = c->token, .version = c->version, .data = c->data};
     struct proto_server_sub ss = {.channel = c->channel, .res = &sr};
     size_t start = s.len;

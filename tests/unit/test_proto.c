@@ -760,6 +760,24 @@ static void encode_pub_span_after_growth(void **state)
     proto_buf_fini(&want);
 }
 
+static void encode_newlines_in_raw_json(void **state)
+{
+    (void)state;
+    /* Pretty-printed JSON (a server API body, token claims) must not cut the message (§2). */
+    struct proto_buf b = {0};
+    struct proto_client_info ci = {
+        .user = S("u"), .client = S("c"), .conn_info = S("{\n \"n\": 1\n}")};
+    struct proto_pub p = {.data = S("{\r\n  \"text\": \"a\\nb\"\n}"), .info = &ci, .offset = 2};
+    proto_encode_pub_push(&b, S("c"), &p, NULL);
+    assert_buf(&b, "{\"push\":{\"channel\":\"c\",\"pub\":{\"data\":{\r   \"text\": \"a\\nb\" },"
+                   "\"info\":{\"user\":\"u\",\"client\":\"c\",\"conn_info\":{  \"n\": 1 }},"
+                   "\"offset\":2}}}");
+    struct proto_str pubs[] = {S("{\"data\":\n1}")};
+    proto_encode_history(&b, 1, pubs, 1, S("e"), 1);
+    assert_buf(&b, "{\"id\":1,\"history\":{\"publications\":[{\"data\": 1}],\"epoch\":\"e\","
+                   "\"offset\":1}}");
+}
+
 static void encode_batch(void **state)
 {
     (void)state;
@@ -850,6 +868,7 @@ int main(void)
         cmocka_unit_test(encode_presence_and_history),
         cmocka_unit_test(encode_pushes),
         cmocka_unit_test(encode_pub_span_after_growth),
+        cmocka_unit_test(encode_newlines_in_raw_json),
         cmocka_unit_test(encode_batch),
         cmocka_unit_test(encode_strings),
         cmocka_unit_test(encode_round_trip),
