@@ -471,6 +471,17 @@ int proto_buf_jstr(struct proto_buf *b, const char *s, size_t len)
     return b->oom ? -ENOMEM : 0;
 }
 
+int proto_buf_raw_data(struct proto_buf *b, const char *p, size_t len, bool text)
+{
+    json_t *j = text && len ? json_raw_load(p, len, JSON_DECODE_ANY | JSON_ALLOW_NUL) : NULL;
+    if (!j)
+        return proto_buf_jstr(b, p, len);
+    json_decref(j);
+    struct json_raw t = json_raw_trim(p, len);
+    put_json(b, t.p, t.len);
+    return b->oom ? -ENOMEM : 0;
+}
+
 /* ---------------------------------------------------------------------------------------------
  * Encoding: objects with omitempty fields
  */

@@ -165,6 +165,14 @@ int proto_buf_put(struct proto_buf *b, const void *p, size_t len);
  * replaced by U+FFFD (so that any bytes give valid JSON in a text frame). Returns 0 or -ENOMEM. */
 int proto_buf_jstr(struct proto_buf *b, const char *s, size_t len);
 
+/*
+ * Appends the `data` JSON of a raw room message <p>/<len> (ARCHITECTURE.md: a raw text message
+ * that is valid JSON reaches protocol subscribers as that JSON, any other as a JSON string):
+ * the message itself, trimmed, when <text> and jansson accepts it; else the message as a JSON
+ * string (binary messages too; invalid UTF-8 becomes U+FFFD). Returns 0 or -ENOMEM.
+ */
+int proto_buf_raw_data(struct proto_buf *b, const char *p, size_t len, bool text);
+
 /* ClientInfo (§5): user and client always written; conn_info and chan_info (raw JSON) only
  * when not empty. */
 struct proto_client_info {

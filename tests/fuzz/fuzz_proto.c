@@ -14,8 +14,8 @@
  * bytes, and replies and pushes made from the decoded strings must be JSON that jansson
  * accepts, with the Publication span of a push being the Publication. proto_buf_jstr is also
  * run on the raw input: its output must be one JSON string, equal to the input when the input
- * is valid UTF-8. No single message encoded may hold a '\n', which separates the messages of a
- * frame.
+ * is valid UTF-8; and proto_buf_raw_data on it must give one line of JSON. No single message
+ * encoded may hold a '\n', which separates the messages of a frame.
  */
 #include "proto.h"
 #include "ws_frame.h"
@@ -172,6 +172,19 @@ static void check_cmd(const struct proto_cmd *c, const char *f, size_t len)
     encode_from(c);
 }
 
+/* The data of a raw room message: JSON, one line, the message itself when it is JSON. */
+static void check_raw_data(const uint8_t *s, size_t len)
+{
+    for (int text = 0; text < 2; text++) {
+        struct proto_buf b = {0};
+        REQUIRE(proto_buf_raw_data(&b, (const char *)s, len, text) == 0);
+        REQUIRE(b.len > 0 && is_json(b.p, b.len));
+        REQUIRE(!memchr(b.p, '\n', b.len));
+        REQUIRE(text || b.p[0] == '"');
+        proto_buf_fini(&b);
+    }
+}
+
 static void check_jstr(const uint8_t *s, size_t len)
 {
     struct proto_buf b = {0};
@@ -194,6 +207,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     REQUIRE(f);
     memcpy(f, data + 1, len);
     check_jstr((const uint8_t *)f, len);
+    check_raw_data((const uint8_t *)f, len);
 
     size_t lines = 1;
     for (size_t i = 0; i < len; i++)

@@ -778,6 +778,36 @@ static void encode_newlines_in_raw_json(void **state)
                    "\"offset\":1}}");
 }
 
+static void raw_room_data(void **state)
+{
+    (void)state;
+    static const struct {
+        const char *in;
+        size_t len;
+        bool text;
+        const char *want;
+    } rows[] = {
+        {"{\"a\":1}", 7, true, "{\"a\":1}"},
+        {" 12 ", 4, true, "12"},
+        {"\"quoted\"", 8, true, "\"quoted\""},
+        {"[1,\n2]\n", 7, true, "[1, 2]"},
+        {"hello", 5, true, "\"hello\""},
+        {"[1,2", 4, true, "\"[1,2\""},
+        {"", 0, true, "\"\""},
+        {"{\"n\":123456789012345678901234567890}", 36, true,
+         "{\"n\":123456789012345678901234567890}"},
+        {"{\"a\":1}", 7, false, "\"{\\\"a\\\":1}\""}, /* binary: always a string */
+        {"\xff\x00", 2, false, "\"\\ufffd\\u0000\""},
+    };
+    for (size_t i = 0; i < sizeof(rows) / sizeof(rows[0]); i++) {
+        struct proto_buf b = {0};
+        char *in = frame_copy(rows[i].in, rows[i].len);
+        assert_int_equal(proto_buf_raw_data(&b, in, rows[i].len, rows[i].text), 0);
+        free(in);
+        assert_buf(&b, rows[i].want);
+    }
+}
+
 static void encode_batch(void **state)
 {
     (void)state;
@@ -869,6 +899,7 @@ int main(void)
         cmocka_unit_test(encode_pushes),
         cmocka_unit_test(encode_pub_span_after_growth),
         cmocka_unit_test(encode_newlines_in_raw_json),
+        cmocka_unit_test(raw_room_data),
         cmocka_unit_test(encode_batch),
         cmocka_unit_test(encode_strings),
         cmocka_unit_test(encode_round_trip),
