@@ -30,8 +30,9 @@
 
 /* Longest channel name: room names are 1 to 255 bytes (ARCHITECTURE.md). */
 #define PROTO_CHANNEL_MAX 255
-/* Default for proto_reader_init's <max_cmds>: a frame of 64 KiB holds at most about 1,500
- * subscribe commands (the SDK sends one per subscription in the connect frame, §2). */
+/* Default for proto_reader_init's <max_cmds>: a frame of 64 KiB holds fewer than 1,800
+ * subscribe commands (36 bytes or more each; the SDK sends one per subscription in the
+ * connect frame, §2), so only frames of pongs and sends can reach it. */
 #define PROTO_MAX_CMDS 4096
 
 /* Bytes; p is NULL when absent. Decoded strings hold no NUL. */
