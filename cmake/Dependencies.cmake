@@ -5,6 +5,8 @@ find_package(PkgConfig REQUIRED)
 find_package(Threads REQUIRED)
 pkg_check_modules(URING REQUIRED IMPORTED_TARGET liburing)
 pkg_check_modules(XXHASH REQUIRED IMPORTED_TARGET libxxhash)
+# JSON of the Centrifugo client protocol and of token claims (libjansson-dev).
+pkg_check_modules(JANSSON REQUIRED IMPORTED_TARGET jansson)
 find_package(MbedTLS REQUIRED)
 if(RINGCAST_BUILD_TESTS)
   # A machine set up to run the broker has no cmocka: build the programs and say how to get the
