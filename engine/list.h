@@ -77,12 +77,11 @@ static inline struct list *list_first(const struct list *head)
 }
 
 /*
- * Iterates with <pos> over <head>; <tmp> holds the next node, so the body may remove <pos>
- * (and only <pos>).
+ * Iterates with <pos> over <head>; <tmp> holds the next node, read before the body runs, so
+ * the body may remove <pos> (and only <pos>). Nothing is read after the last node's body.
  */
 #define list_for_each_safe(pos, tmp, head)                                                         \
-    for ((pos) = (head)->next, (tmp) = (pos)->next; (pos) != (head);                               \
-         (pos) = (tmp), (tmp) = (pos)->next)
+    for ((pos) = (head)->next; (pos) != (head) && ((tmp) = (pos)->next, 1); (pos) = (tmp))
 
 /* ---- singly linked queue ----------------------------------------------------------------- */
 

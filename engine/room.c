@@ -25,6 +25,7 @@ struct room {
     struct list pending; /* on the table's pending list: the home's view is out of date */
     uint16_t home;
     bool home_knows; /* off home: the home counts this shard as a member shard */
+    bool busy;       /* in a fan-out: members leaving meanwhile must not free it */
     uint16_t name_len;
     char name[];
 };
@@ -113,7 +114,7 @@ static struct room *room_get(struct shard *s, uint64_t hash, const char *name, s
  * membership the home still counts and nothing pending. */
 static void room_maybe_free(struct shard *s, struct room *r)
 {
-    if (r->nr_subs || r->shard_mask || r->home_knows || list_linked(&r->pending))
+    if (r->nr_subs || r->shard_mask || r->home_knows || r->busy || list_linked(&r->pending))
         return;
     struct room **pp = &s->rooms.buckets[r->hash & s->rooms.mask];
     while (*pp != r)
@@ -224,7 +225,8 @@ void room_unsubscribe(struct shard *s, struct sub *sub)
 
 /* ---- fan-out ------------------------------------------------------------------------------ */
 
-/* Queues <m> to every local member of <r> except its publisher (unless it asked for echo). */
+/* Queues <m> to every local member of <r> except its publisher (unless it asked for echo).
+ * <r> may be freed by the time it returns (its last members closed as slow consumers). */
 static void deliver_local(struct shard *s, struct room *r, struct msg *m)
 {
     unsigned origin_shard = m->origin >> 24;
@@ -238,6 +240,7 @@ static void deliver_local(struct shard *s, struct room *r, struct msg *m)
      * the next one was saved.
      */
     msg_ref_n(m, refs);
+    r->busy = true;
     struct list *pos, *tmp;
     list_for_each_safe(pos, tmp, &r->subs)
     {
@@ -249,12 +252,13 @@ static void deliver_local(struct shard *s, struct room *r, struct msg *m)
         if (!conn_is_open(c))
             continue;
         conn_enqueue(s, c, m);
-        if (++n == refs)
-            break;
+        n++;
     }
     if (refs > n)
         msg_unref_n(m, refs - n);
     PROBE2(deliver, s->id, n);
+    r->busy = false;
+    room_maybe_free(s, r);
 }
 
 /* At the home shard: forward to each other member shard once, then deliver locally. Takes <m>. */
