@@ -71,3 +71,7 @@ write("raw-chacha-empty-record", cfg(CHACHA, True) + seal(CHACHA, 0, 23, b""))
 write("raw-aes128-empty-record", cfg(AES128, True) + seal(AES128, 0, 23, b""))
 write("raw-aes128-replayed", cfg(AES128, True) + seal(AES128, 0, 23, b"x") * 2)
 write("raw-overflow-header", cfg(AES128, True) + b"\x17\x03\x03\x48\x01")
+last = (1 << 64) - 4
+write("raw-aes128-seq-exhausted", cfg(AES128, True, last) +
+      b"".join(seal(AES128, last + i, 23, b"%d" % i) for i in range(3)) +
+      seal(AES128, last + 2, 23, b"no number left for this one"))
