@@ -6,12 +6,12 @@
  * of the input picks the suite (bits 0-1), the mode (bit 2), the first sequence number (bits
  * 3-4) and the largest plaintext per record (bits 5-7).
  *
- * Sealed mode (bit 2 clear): byte 1 holds the number of edits (low 4 bits) and how the
- * plaintext is cut into seal calls (high 4 bits); then come the edits, 3 bytes each (a 16-bit
- * position and an XOR mask, where a zero mask cuts the stream there); the rest is plaintext.
- * The harness seals it with the sender's keys, checks what seal promises (exact length, record
- * count, all or nothing), applies the edits and opens the result as the receiver would: frame
- * each header, open each fragment from an exact-size heap copy. A record identical to the one
+ * Sealed mode (bit 2 clear): byte 1 holds the number of edits (low 4 bits), the content type
+ * (bits 4-5) and how the plaintext is cut into seal calls (bits 6-7); then come the edits, 3 bytes
+ * each (a 16-bit position and an XOR mask, where a zero mask cuts the stream there); the rest is
+ * plaintext. The harness seals it with the sender's keys, checks what seal promises (exact length,
+ * record count, all or nothing), applies the edits and opens the result as the receiver would:
+ * frame each header, open each fragment from an exact-size heap copy. A record identical to the one
  * sealed must open to the plaintext sealed; any other must be refused, with the sequence number
  * unchanged, and the genuine record must then open in its place. Every later record of the
  * genuine stream must open too, so the whole plaintext comes back.
@@ -131,7 +131,7 @@ static bool seal_all(struct tls_record *r, const uint8_t *p, size_t len, uint8_t
         ssize_t w;
         uint8_t *dst;
 
-        /* Whole, or steps of 1..4 times 37 bytes, the last call taking what is left. */
+        /* Whole (0), or calls of 37, 74 or 111 bytes, the last one taking what is left. */
         if ((cut >> 2) != 0 && calls + 1 < MAX_CALLS && n > (size_t)(cut >> 2) * 37)
             n = (size_t)(cut >> 2) * 37;
         bound = tls_record_bound(r, n);
@@ -167,7 +167,6 @@ static bool seal_all(struct tls_record *r, const uint8_t *p, size_t len, uint8_t
         }
         CHECK(w == (ssize_t)bound);
         CHECK(r->tx.seq - seq0 == (n + m - 1) / m);
-        CHECK(r->tx.seq != UINT64_MAX || seq0 + (n + m - 1) / m == UINT64_MAX);
         s->wire = realloc(s->wire, s->len + bound);
         CHECK(s->wire != NULL);
         memcpy(s->wire + s->len, dst, bound);
@@ -180,8 +179,8 @@ static bool seal_all(struct tls_record *r, const uint8_t *p, size_t len, uint8_t
             at += TLS_RECORD_HEADER + (size_t)flen;
             s->nr++;
             s->rec_off[s->nr] = at;
-            s->plain_off[s->nr] =
-                s->plain_off[s->nr - 1] + (size_t)flen - (tls_record_overhead(r) - 5);
+            s->plain_off[s->nr] = s->plain_off[s->nr - 1] + (size_t)flen -
+                                  (tls_record_overhead(r) - TLS_RECORD_HEADER);
         }
         CHECK(s->rec_off[s->nr] == s->len + bound);
         s->len += bound;
