@@ -9,7 +9,8 @@
  * pointer kept from an earlier buffer. The result must be the one a single call on the whole
  * input gives, with the same fields at the same offsets: that differential check is what finds
  * resume bugs. Whatever parses then goes through ws_upgrade_check(), room_name_decode() and
- * http_query_get(), and every http_str must point inside the head.
+ * http_query_get() (checked against a naive reference for the names the query holds), and
+ * every http_str must point inside the head.
  */
 #include "ws_frame.h"
 #include "ws_handshake.h"
@@ -83,6 +84,57 @@ static void check_room(const char *in, size_t in_len)
     free(out);
 }
 
+/*
+ * A naive reference for http_query_get(): split at '&', then at the first '='; the first pair
+ * with the name wins. Every name the query holds (up to a few) must be found where the
+ * reference finds it, and a name it does not hold must not be found.
+ */
+static void check_query(struct http_str q)
+{
+    char name[64];
+    size_t nr = 0, i = 0;
+    struct http_str v;
+
+    if (q.len == 0) {
+        CHECK(!http_query_get(q, "", &v) && !http_query_get(q, "echo", &v));
+        return;
+    }
+    while (i <= q.len && nr < 8) {
+        size_t end = i, eq;
+
+        while (end < q.len && q.p[end] != '&')
+            end++;
+        for (eq = i; eq < end && q.p[eq] != '='; eq++)
+            ;
+        if (eq - i < sizeof(name) && memchr(q.p + i, '\0', eq - i) == NULL) {
+            size_t first = 0;
+
+            memcpy(name, q.p + i, eq - i);
+            name[eq - i] = '\0';
+            /* Only the first pair with this name counts. */
+            while (first < i) {
+                size_t fe = first, fq;
+
+                while (fe < q.len && q.p[fe] != '&')
+                    fe++;
+                for (fq = first; fq < fe && q.p[fq] != '='; fq++)
+                    ;
+                if (fq - first == eq - i && memcmp(q.p + first, name, eq - i) == 0)
+                    break;
+                first = fe + 1;
+            }
+            if (first == i && (i < q.len || eq > i)) {
+                CHECK(http_query_get(q, name, &v));
+                CHECK(v.p == q.p + (eq < end ? eq + 1 : eq));
+                CHECK(v.len == (eq < end ? end - eq - 1 : 0));
+            }
+            nr++;
+        }
+        i = end + 1;
+    }
+    CHECK(!http_query_get(q, "\x7f-not-in-any-query", &v) || memchr(q.p, 0x7f, q.len) != NULL);
+}
+
 static void check_parsed(const struct http_request *req, const char *buf, size_t head_len)
 {
     struct http_str v;
@@ -121,6 +173,7 @@ static void check_parsed(const struct http_request *req, const char *buf, size_t
         CHECK(v.p >= req->query.p && v.p + v.len <= req->query.p + req->query.len);
         CHECK(v.p >= buf && v.p + v.len <= buf + head_len);
     }
+    check_query(req->query);
 }
 
 /* Next prefix length for <mode>: the low 2 bits pick the pattern, the rest its step. */
