@@ -700,40 +700,6 @@ void conn_on_timer(struct timer *t, void *arg)
     }
 }
 
-int conn_rx_append(struct conn *c, const uint8_t *p, size_t len, size_t limit)
-{
-    struct rxbuf *rx = c->rx;
-    size_t have = rx ? rx->len : 0;
-    if (have + len > limit)
-        return -EMSGSIZE;
-    if (!rx || rx->cap < have + len) {
-        size_t cap = rx ? rx->cap : 0;
-        if (cap < 256)
-            cap = 256;
-        while (cap < have + len)
-            cap *= 2;
-        if (cap > limit)
-            cap = limit;
-        struct rxbuf *n = realloc(rx, sizeof(*n) + cap);
-        if (!n)
-            return -ENOMEM;
-        if (!rx)
-            n->len = 0;
-        n->cap = (uint32_t)cap;
-        c->rx = rx = n;
-    }
-    memcpy(rx->data + rx->len, p, len);
-    rx->len += (uint32_t)len;
-    return 0;
-}
-
-struct rxbuf *conn_rx_take(struct conn *c)
-{
-    struct rxbuf *rx = c->rx;
-    c->rx = NULL;
-    return rx;
-}
-
 /* ---- receive -------------------------------------------------------------------------- */
 
 /*

@@ -23,6 +23,7 @@
 
 #include "list.h"
 #include "msg.h"
+#include "rxbuf.h"
 #include "timer.h"
 
 #include <liburing.h>
@@ -89,12 +90,6 @@ struct conn_handler {
 struct sq_node {
     struct fifo_link link;
     struct msg *msg;
-};
-
-/* Bytes set aside for a partial request head, frame or fragmented message. */
-struct rxbuf {
-    uint32_t len, cap;
-    uint8_t data[];
 };
 
 /* Bytes of per-connection handler state (conn_priv): the largest handler's, checked by each
@@ -201,10 +196,18 @@ void conn_timer_disarm(struct shard *s, struct conn *c);
 
 /* Appends <p>[0..<len>) to the set-aside bytes of <c>, which may hold at most <limit> bytes.
  * Returns 0, or -EMSGSIZE (over the limit) or -ENOMEM; the bytes already there stay. */
-int conn_rx_append(struct conn *c, const uint8_t *p, size_t len, size_t limit);
+static inline int conn_rx_append(struct conn *c, const uint8_t *p, size_t len, size_t limit)
+{
+    return rxbuf_append(&c->rx, p, len, limit);
+}
 
 /* Gives the set-aside bytes away (the caller frees them with free()); NULL when none. */
-struct rxbuf *conn_rx_take(struct conn *c);
+static inline struct rxbuf *conn_rx_take(struct conn *c)
+{
+    struct rxbuf *rx = c->rx;
+    c->rx = NULL;
+    return rx;
+}
 
 /* ---- for the shard loop ------------------------------------------------------------------ */
 

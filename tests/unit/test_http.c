@@ -7,8 +7,8 @@
  * functions and struct http_state. Its calls into the transport are replaced by the test
  * doubles below: conn_enqueue and conn_close_after record each answer in order (the second
  * with "closed after"), conn_close and conn_kill record how the connection ended, conn_timer_arm
- * records the deadline, and conn_rx_append/conn_rx_take keep the set-aside bytes the way
- * conn.c does. The route table (http_routes, http_nr_routes) and the handler registry
+ * records the deadline; the set-aside bytes are the real ones (conn_rx_append is rxbuf.c's,
+ * inline in conn.h). The route table (http_routes, http_nr_routes) and the handler registry
  * (conn_handlers) are this file's: routes that record each call (method, path, body) and
  * answer with what they saw.
  *
@@ -16,8 +16,8 @@
  * member is only pulled in to resolve a symbol still undefined, and this file defines every
  * symbol http.o exports, the conn_* functions it calls and the three tables routes.o defines,
  * so none of the three is linked: the archive gives ws_handshake.o (the parser and
- * http_response_write), msg.o, ws_frame.o and log.o only. Were one of them pulled after all,
- * the link would fail with a multiple definition, not silently test the wrong code.
+ * http_response_write), rxbuf.o, msg.o, ws_frame.o and log.o only. Were one of them pulled after
+ * all, the link would fail with a multiple definition, not silently test the wrong code.
  */
 /* cmocka.h needs these four first, so the include order is kept by hand. */
 /* clang-format off */
@@ -158,41 +158,6 @@ void conn_timer_arm(struct shard *s, struct conn *c, uint32_t when)
     assert_ptr_equal(c, &g_c);
     g_nr_timer_arms++;
     g_timer_when = when;
-}
-
-/* conn.c's, as it is. */
-int conn_rx_append(struct conn *c, const uint8_t *p, size_t len, size_t limit)
-{
-    struct rxbuf *rx = c->rx;
-    size_t have = rx ? rx->len : 0;
-    if (have + len > limit)
-        return -EMSGSIZE;
-    if (!rx || rx->cap < have + len) {
-        size_t cap = rx ? rx->cap : 0;
-        if (cap < 256)
-            cap = 256;
-        while (cap < have + len)
-            cap *= 2;
-        if (cap > limit)
-            cap = limit;
-        struct rxbuf *n = realloc(rx, sizeof(*n) + cap);
-        if (!n)
-            return -ENOMEM;
-        if (!rx)
-            n->len = 0;
-        n->cap = (uint32_t)cap;
-        c->rx = rx = n;
-    }
-    memcpy(rx->data + rx->len, p, len);
-    rx->len += (uint32_t)len;
-    return 0;
-}
-
-struct rxbuf *conn_rx_take(struct conn *c)
-{
-    struct rxbuf *rx = c->rx;
-    c->rx = NULL;
-    return rx;
 }
 
 /* ---------------------------------------------------------------------------------------------
