@@ -8,7 +8,8 @@
  *   3. take what other shards sent us (publishes to fan out, deliveries, joins, leaves);
  *   4. notice a drain request;
  *   5. run the timers whose second has come;
- *   6. flush: every connection with queued frames and no send in flight gets one send;
+ *   6. flush: every connection with queued frames and no send in flight gets one send (and
+ *      room membership notes that found no memory are sent again);
  *   7. publish our cross-shard batch and ring the doorbell of shards that sleep;
  *   8. submit everything and wait: for a completion, or until the next second when idle,
  *      or not at all when work is pending.
@@ -346,6 +347,10 @@ void shard_run(struct shard *s)
             io_uring_submit(&s->ring);
             break;
         }
+        /* Entries the SQ could not take (ring.h): they go first, and the loop does not sleep
+         * while some are left. */
+        if (ring_nr_parked(&s->ring))
+            pending |= ring_flush_parked(&s->ring) > 0;
         /*
          * Sleep only after a turn that found nothing to do. With DEFER_TASKRUN the kernel runs
          * completions (our multishot receives among them) only inside this call, and at most
@@ -353,10 +358,6 @@ void shard_run(struct shard *s)
          * read per turn at 20 and leave the rest queued in the kernel, however idle the CPU.
          * A busy turn therefore asks for a large batch with a zero timeout.
          */
-        /* Entries the SQ could not take (ring.h): they go first, and the loop does not sleep
-         * while some are left. */
-        if (ring_nr_parked(&s->ring))
-            pending |= ring_flush_parked(&s->ring) > 0;
         bool sleep = n == 0 && !pending && xshard_prepare_sleep(e->xs, s->id);
         struct __kernel_timespec ts = {0, 0};
         unsigned wait_nr = TASKRUN_BATCH;
