@@ -59,6 +59,11 @@
     return nf2.format(s) + ' s';
   }
 
+  // An axis label: whole numbers plain, the halves and quarters of small scales with decimals.
+  function fmtTick(v) {
+    return Number.isInteger(v) ? nf0.format(v) : nf2.format(v);
+  }
+
   function fmtPercent(p) {
     return p == null ? '—' : nf1.format(p) + ' %';
   }
@@ -228,13 +233,13 @@
     const shardNames = () => Array.from({ length: nrShards }, (_, i) => 'shard ' + i);
 
     drawChart($('c-conns'), [{ data: series.conns, colour: 0 }].concat(shardLines(series.shardConns, 1)),
-              (v) => fmtCount(v));
+              fmtTick);
     legend('l-conns', ['all shards'].concat(shardNames()));
     $('c-conns').setAttribute('aria-label', 'Connections over the last five minutes; now ' +
                               fmtCount(last(series.conns)));
 
     drawChart($('c-msgs'), [{ data: series.msgsIn, colour: 0 }, { data: series.deliveries, colour: 1 }],
-              (v) => fmtRate(v));
+              fmtTick);
     legend('l-msgs', ['messages in', 'deliveries']);
     $('c-msgs').setAttribute('aria-label', 'Messages per second over the last five minutes; now ' +
                              fmtRate(last(series.msgsIn)) + ' in and ' +
@@ -247,7 +252,7 @@
                             fmtSeconds(last(series.p50)) + ', p99 ' + fmtSeconds(last(series.p99)));
 
     drawChart($('c-cpu'), [{ data: series.cpu, colour: 0 }].concat(shardLines(series.shardCpu, 1)),
-              (v) => nf0.format(v) + ' %');
+              (v) => fmtTick(v) + ' %');
     legend('l-cpu', ['process'].concat(shardNames()));
     $('c-cpu').setAttribute('aria-label', 'CPU over the last five minutes; the process now ' +
                             fmtPercent(last(series.cpu)));
