@@ -108,7 +108,8 @@ stop_under_perf() {
     SRV_PID="" PERF_PID=""
 }
 
-# stats_field JSON NAME: one number from ringcast's /stats.
+# stats_field JSON NAME: one number from ringcast's /stats, the top-level one: the per_shard
+# objects after it repeat some names, and the top-level figures come first.
 stats_field() {
-    sed -n "s/.*\"$2\":\([0-9.]*\).*/\1/p" <<<"$1"
+    { grep -o "\"$2\":[0-9.]*" <<<"$1" || true; } | head -n 1 | cut -d: -f2
 }

@@ -875,12 +875,29 @@ def render(out, md_path, png_path):
             "load; a shard per core cannot show here.", ""]
     text = "\n".join(doc)
     if md_path:
+        text += kept_tail(md_path)
         with open(md_path, "w") as f:
             f.write(text)
     else:
         sys.stdout.write(text)
     if chart_err and png_path:
         print(f"render.py: {chart_err}", file=sys.stderr)
+
+
+# Sections measured by other scripts (bench/ops_cost.sh) follow this line in RESULTS.md and are
+# carried over when the suite's part is rendered again.
+KEEP_MARK = "<!-- render.py keeps what follows: sections measured by other scripts -->"
+
+
+def kept_tail(md_path):
+    """The part of the existing <md_path> from KEEP_MARK on, or ""."""
+    try:
+        with open(md_path) as f:
+            old = f.read()
+    except OSError:
+        return ""
+    i = old.find(KEEP_MARK)
+    return "\n" + old[i:] if i >= 0 else ""
 
 
 def main():

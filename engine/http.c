@@ -124,6 +124,12 @@ void http_respond(struct shard *s, struct conn *c, const struct http_request *re
            str_eq(req->method, "HEAD"));
 }
 
+void http_respond_head(struct shard *s, struct conn *c, const struct http_request *req, int status,
+                       const char *extra_headers, const char *ctype, size_t len)
+{
+    answer(s, c, status, extra_headers, ctype, NULL, len, keep_alive(s, req), true);
+}
+
 void http_refuse(struct shard *s, struct conn *c, int status, const char *extra_headers,
                  const char *reason)
 {

@@ -70,6 +70,14 @@ const struct http_route *http_route_find(const struct http_route *table, size_t 
 void http_respond(struct shard *s, struct conn *c, const struct http_request *req, int status,
                   const char *extra_headers, const char *ctype, const char *body, size_t len);
 
+/*
+ * Answers <req> on <c> with a head only: <status>, <extra_headers>, <ctype>, and the
+ * Content-Length <len> of the body a 200 would carry (RFC 9110 §8.6, §15.4.5: what a 304 says),
+ * but no body. Otherwise as http_respond.
+ */
+void http_respond_head(struct shard *s, struct conn *c, const struct http_request *req, int status,
+                       const char *extra_headers, const char *ctype, size_t len);
+
 /* Refuses the request on <c> with <status> and a one-line <reason>, counted as a failed
  * handshake, and closes <c> after the answer. */
 void http_refuse(struct shard *s, struct conn *c, int status, const char *extra_headers,

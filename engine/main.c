@@ -107,8 +107,10 @@ int main(int argc, char **argv)
         const struct timespec second = {1, 0};
         int sig = sigtimedwait(&set, &si, &second);
         if (sig < 0) {
-            if (errno == EAGAIN)
+            if (errno == EAGAIN) {
                 metrics_sample_process();
+                metrics_sample_shards(e);
+            }
             continue; /* EAGAIN: the second passed; EINTR: a signal not in <set> */
         }
         if (sig == SIGINT || sig == SIGTERM) {

@@ -8,17 +8,19 @@
 
 #include "shard.h"
 
+#include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/resource.h>
+#include <time.h>
 #include <unistd.h>
 
 #define LOAD(x) atomic_load_explicit(&(x), memory_order_relaxed)
 
 struct totals {
     uint64_t accepted, failed, msgs_in, msgs_out, bytes_in, bytes_out, sends, slow_close, slow_drop,
-        xshard, rooms, queued, conns, turns, cqes, tls_handshaking, tls_waiting;
+        xshard, rooms, queued, conns, turns, cqes, tls_handshaking, tls_waiting, upgrades, closes;
 };
 
 static void sum(const struct engine *e, struct totals *t)
@@ -43,6 +45,8 @@ static void sum(const struct engine *e, struct totals *t)
         t->cqes += LOAD(st->cqes);
         t->tls_handshaking += LOAD(st->tls_handshaking);
         t->tls_waiting += LOAD(st->tls_waiting);
+        t->upgrades += LOAD(st->upgrades);
+        t->closes += LOAD(st->closes);
     }
 }
 
@@ -72,6 +76,20 @@ void metrics_sample_process(void)
         atomic_store_explicit(&proc_rss_bytes, (uint64_t)pages_rss * (uint64_t)page,
                               memory_order_relaxed);
     (void)fclose(f); /* read only: nothing to lose */
+}
+
+void metrics_sample_shards(struct engine *e)
+{
+    for (unsigned i = 0; i < e->nr_shards; i++) {
+        struct shard *s = &e->shards[i];
+        clockid_t clk;
+        struct timespec ts;
+        if (pthread_getcpuclockid(s->thread, &clk) != 0 || clock_gettime(clk, &ts) != 0)
+            continue;
+        atomic_store_explicit(&s->stats.cpu_ns,
+                              (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec,
+                              memory_order_relaxed);
+    }
 }
 
 static void process_figures(uint64_t *rss, double *cpu)
@@ -179,7 +197,7 @@ size_t metrics_json(const struct engine *e, char *out, size_t cap)
         "\"rooms\":%lu,\"slow_consumer_close\":%lu,\"slow_consumer_drop\":%lu,"
         "\"send_queue_bytes\":%lu,\"xshard_messages\":%lu,\"loop_turns\":%lu,"
         "\"completions\":%lu,\"tls_handshakes_active\":%lu,\"tls_handshakes_waiting\":%lu,"
-        "\"rss_bytes\":%lu,\"cpu_seconds\":%.3f}\n",
+        "\"rss_bytes\":%lu,\"cpu_seconds\":%.3f",
         e->nr_shards, (unsigned long)t.conns, (unsigned long)e->max_conns,
         (unsigned long)t.accepted, (unsigned long)t.failed, (unsigned long)t.msgs_in,
         (unsigned long)t.msgs_out, (unsigned long)t.bytes_in, (unsigned long)t.bytes_out,
@@ -188,5 +206,38 @@ size_t metrics_json(const struct engine *e, char *out, size_t cap)
         (unsigned long)t.queued, (unsigned long)t.xshard, (unsigned long)t.turns,
         (unsigned long)t.cqes, (unsigned long)t.tls_handshaking, (unsigned long)t.tls_waiting,
         (unsigned long)rss, cpu);
+    /* What the operations page needs on top (README, "GET /stats"): counters it turns into
+     * rates itself, the latency histogram's buckets, and the figures of each shard. */
+    OUT(",\"upgrades\":%lu,\"closes\":%lu,\"publish_latency\":{\"le_seconds\":[",
+        (unsigned long)t.upgrades, (unsigned long)t.closes);
+    for (unsigned b = 0; b < LAT_NR_BUCKETS - 1; b++)
+        OUT("%s%g", b ? "," : "", (double)LAT_BOUNDS_NS[b] / 1e9);
+    uint64_t lat_sum = 0;
+    OUT("],\"counts\":[");
+    for (unsigned b = 0; b < LAT_NR_BUCKETS; b++) {
+        uint64_t n = 0;
+        for (unsigned i = 0; i < e->nr_shards; i++)
+            n += LOAD(e->shards[i].stats.lat_buckets[b]);
+        OUT("%s%lu", b ? "," : "", (unsigned long)n);
+    }
+    for (unsigned i = 0; i < e->nr_shards; i++)
+        lat_sum += LOAD(e->shards[i].stats.lat_sum_ns);
+    OUT("],\"sum_seconds\":%.9f},\"per_shard\":[", (double)lat_sum / 1e9);
+    for (unsigned i = 0; i < e->nr_shards; i++) {
+        const struct shard_stats *st = &e->shards[i].stats;
+        OUT("%s{\"shard\":%u,\"connections\":%lu,\"accepted\":%lu,\"upgrades\":%lu,"
+            "\"closes\":%lu,\"messages_received\":%lu,\"messages_delivered\":%lu,"
+            "\"sends\":%lu,\"send_queue_bytes\":%lu,\"slow_consumer_close\":%lu,"
+            "\"slow_consumer_drop\":%lu,\"loop_turns\":%lu,\"completions\":%lu,"
+            "\"tls_handshakes_active\":%lu,\"cpu_seconds\":%.3f}",
+            i ? "," : "", i, (unsigned long)LOAD(st->conns), (unsigned long)LOAD(st->accepted),
+            (unsigned long)LOAD(st->upgrades), (unsigned long)LOAD(st->closes),
+            (unsigned long)LOAD(st->msgs_in), (unsigned long)LOAD(st->msgs_out),
+            (unsigned long)LOAD(st->sends), (unsigned long)LOAD(st->queued_bytes),
+            (unsigned long)LOAD(st->slow_close), (unsigned long)LOAD(st->slow_drop),
+            (unsigned long)LOAD(st->turns), (unsigned long)LOAD(st->cqes),
+            (unsigned long)LOAD(st->tls_handshaking), (double)LOAD(st->cpu_ns) / 1e9);
+    }
+    OUT("]}\n");
     return len;
 }

@@ -20,6 +20,14 @@ struct engine;
  */
 void metrics_sample_process(void);
 
+/*
+ * Samples each shard thread's CPU time into its stats (cpu_ns), for the same reason and from
+ * the same thread as metrics_sample_process: a shard's loop never reads a clock for it. Call it
+ * while the shard threads run (between engine_start and engine_join_destroy). Cannot fail: a
+ * thread whose clock cannot be read keeps its last value.
+ */
+void metrics_sample_shards(struct engine *e);
+
 /* Writes the text into <out> (<cap> bytes) and returns its full length; when that is >= <cap>
  * the output was cut and the caller should retry with more room. Cannot fail otherwise. */
 size_t metrics_prometheus(const struct engine *e, char *out, size_t cap);

@@ -7,6 +7,7 @@
 #include "metrics.h"
 #include "raw.h"
 #include "shard.h"
+#include "web.h"
 
 #include <stdlib.h>
 
@@ -88,5 +89,7 @@ const struct http_route http_routes[] = {
     {"GET", "/stats", HTTP_EXACT, 0, route_stats},
     {"GET", "/echo", HTTP_EXACT, 0, raw_route_echo},
     {"GET", "/room/", HTTP_PREFIX, 0, raw_route_room},
+    {"GET", "/ops", HTTP_EXACT, 0, web_route_asset},
+    {"GET", "/assets/", HTTP_PREFIX, 0, web_route_asset},
 };
 const size_t http_nr_routes = sizeof(http_routes) / sizeof(http_routes[0]);

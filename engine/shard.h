@@ -86,6 +86,11 @@ struct shard_stats {
     atomic_uint_fast64_t cqes;            /* completions handled */
     atomic_uint_fast64_t tls_handshaking; /* gauge: hs_active */
     atomic_uint_fast64_t tls_waiting;     /* gauge: hs_waiting */
+    atomic_uint_fast64_t upgrades;        /* connections that became WebSockets */
+    atomic_uint_fast64_t closes;          /* upgraded connections that ended */
+    /* The shard thread's CPU time, in ns. Its one writer is the main thread
+     * (metrics_sample_shards), so that the shard's loop never pays for the clock call. */
+    atomic_uint_fast64_t cpu_ns;
 };
 
 struct engine;

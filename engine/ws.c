@@ -143,6 +143,7 @@ int ws_upgrade(struct shard *s, struct conn *c, const struct http_request *req, 
     ws->flags = flags;
     ws->next_ping = s->now + s->eng->cfg->ping_interval;
     arm_timer(s, c);
+    STAT_ADD(s, upgrades, 1);
     PROBE3(upgrade, s->id, c->idx, handler);
     return 0;
 }
@@ -176,6 +177,7 @@ void ws_on_close(struct shard *s, struct conn *c)
         app_of(c)->on_close(s, c);
     free(ws->ctl);
     ws->ctl = NULL;
+    STAT_ADD(s, closes, 1);
     release_counts(s, c, ws->flags);
     ws->flags = 0;
 }

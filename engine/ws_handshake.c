@@ -99,6 +99,9 @@ enum {
     SEEN_PROTOCOL = 1u << 4,
     SEEN_AUTH = 1u << 5,
     SEEN_LENGTH = 1u << 6,
+    /* Lists that may repeat: these bits only mark that the first line was kept. */
+    SEEN_ACCEPT_ENC = 1u << 7,
+    SEEN_INM = 1u << 8,
 };
 
 static int once(struct http_request *req, unsigned bit)
@@ -194,6 +197,17 @@ static int on_header(struct http_request *req, const char *name, size_t name_len
     if (eq_nocase(name, name_len, "sec-websocket-protocol")) {
         if (!(req->_seen & SEEN_PROTOCOL))
             return set_once(req, SEEN_PROTOCOL, &req->ws_protocol, v, n);
+        return 0;
+    }
+    /* RFC 9110 §12.5.3, §13.1.2: both are lists; as above, the first line is kept. */
+    if (eq_nocase(name, name_len, "accept-encoding")) {
+        if (!(req->_seen & SEEN_ACCEPT_ENC))
+            return set_once(req, SEEN_ACCEPT_ENC, &req->accept_encoding, v, n);
+        return 0;
+    }
+    if (eq_nocase(name, name_len, "if-none-match")) {
+        if (!(req->_seen & SEEN_INM))
+            return set_once(req, SEEN_INM, &req->if_none_match, v, n);
         return 0;
     }
     if (eq_nocase(name, name_len, "content-length")) {
@@ -534,6 +548,103 @@ bool http_query_get(struct http_str query, const char *name, struct http_str *va
             return true;
         }
         i = end + 1;
+    }
+    return false;
+}
+
+/* RFC 9110 §12.4.2: qvalue = ("0" ["." 0*3DIGIT]) / ("1" ["." 0*3("0")]). True for a q of 0. */
+static bool weight_is_zero(const char *p, size_t n)
+{
+    size_t i = 0;
+
+    while (i < n) {
+        size_t start, end;
+
+        while (i < n && (is_ows((unsigned char)p[i]) || p[i] == ';'))
+            i++;
+        start = i;
+        while (i < n && p[i] != ';')
+            i++;
+        end = i;
+        while (end > start && is_ows((unsigned char)p[end - 1]))
+            end--;
+        if (end - start < 2 || lower((unsigned char)p[start]) != 'q' || p[start + 1] != '=')
+            continue;
+        start += 2;
+        if (start == end || p[start] != '0')
+            return false;
+        for (size_t k = start + 1; k < end; k++)
+            if (p[k] != '0' && !(k == start + 1 && p[k] == '.'))
+                return false;
+        return true;
+    }
+    return false;
+}
+
+bool http_accepts_coding(struct http_str list, const char *coding)
+{
+    bool gzip = strcmp(coding, "gzip") == 0, star = false;
+    size_t i = 0;
+
+    while (i < list.len) {
+        const char *p = list.p;
+        size_t start, name_end, end;
+
+        while (i < list.len && (is_ows((unsigned char)p[i]) || p[i] == ','))
+            i++;
+        start = i;
+        while (i < list.len && p[i] != ',')
+            i++;
+        end = i;
+        for (name_end = start; name_end < end && is_tchar((unsigned char)p[name_end]); name_end++)
+            ;
+        if (name_end == start)
+            continue;
+        bool zero = weight_is_zero(p + name_end, end - name_end);
+        if (eq_nocase(p + start, name_end - start, coding) ||
+            (gzip && eq_nocase(p + start, name_end - start, "x-gzip")))
+            return !zero;
+        if (name_end - start == 1 && p[start] == '*')
+            star = !zero;
+    }
+    return star;
+}
+
+/* Skips "W/" (RFC 9110 §8.8.3: weak = %s"W/", case-sensitive). */
+static size_t weak_prefix(const char *p, size_t n)
+{
+    return n >= 2 && p[0] == 'W' && p[1] == '/' ? 2 : 0;
+}
+
+bool http_etag_match(struct http_str list, const char *etag)
+{
+    size_t want_len = strlen(etag), skip = weak_prefix(etag, want_len), i = 0;
+    const char *want = etag + skip;
+
+    want_len -= skip;
+    /*
+     * RFC 9110 §8.8.3: entity-tag = [ weak ] DQUOTE *etagc DQUOTE, and etagc includes ',', so
+     * the list is walked tag by tag rather than split on commas.
+     */
+    while (i < list.len) {
+        const char *p = list.p;
+
+        while (i < list.len && (is_ows((unsigned char)p[i]) || p[i] == ','))
+            i++;
+        if (i == list.len)
+            break;
+        if (p[i] == '*')
+            return true;
+        i += weak_prefix(p + i, list.len - i);
+        if (i == list.len || p[i] != '"')
+            return false;
+        const char *close = memchr(p + i + 1, '"', list.len - i - 1);
+        if (!close)
+            return false;
+        size_t tag_len = (size_t)(close - (p + i)) + 1;
+        if (tag_len == want_len && memcmp(p + i, want, want_len) == 0)
+            return true;
+        i += tag_len;
     }
     return false;
 }

@@ -38,17 +38,19 @@ struct http_request {
     struct http_str query; /* after '?', without it; len 0 when absent */
     int minor_version;     /* HTTP/1.<minor> */
     struct http_str host;
-    struct http_str origin;        /* len 0 when absent */
-    struct http_str ws_key;        /* Sec-WebSocket-Key, trimmed */
-    struct http_str ws_protocol;   /* Sec-WebSocket-Protocol, raw; len 0 when absent */
-    struct http_str authorization; /* len 0 when absent */
-    int ws_version;                /* Sec-WebSocket-Version as a number, -1 when absent */
-    bool upgrade_websocket;        /* Upgrade: websocket (case-insensitive, token lists) */
-    bool connection_upgrade;       /* Connection: contains the token "upgrade" */
-    bool connection_close;         /* Connection: contains the token "close" */
-    bool connection_keep_alive;    /* Connection: contains the token "keep-alive" */
-    bool has_content_length;       /* a Content-Length header was present */
-    uint64_t content_length;       /* 0 when absent */
+    struct http_str origin;          /* len 0 when absent */
+    struct http_str ws_key;          /* Sec-WebSocket-Key, trimmed */
+    struct http_str ws_protocol;     /* Sec-WebSocket-Protocol, raw; len 0 when absent */
+    struct http_str authorization;   /* len 0 when absent */
+    struct http_str accept_encoding; /* Accept-Encoding, raw, first line; len 0 when absent */
+    struct http_str if_none_match;   /* If-None-Match, raw, first line; len 0 when absent */
+    int ws_version;                  /* Sec-WebSocket-Version as a number, -1 when absent */
+    bool upgrade_websocket;          /* Upgrade: websocket (case-insensitive, token lists) */
+    bool connection_upgrade;         /* Connection: contains the token "upgrade" */
+    bool connection_close;           /* Connection: contains the token "close" */
+    bool connection_keep_alive;      /* Connection: contains the token "keep-alive" */
+    bool has_content_length;         /* a Content-Length header was present */
+    uint64_t content_length;         /* 0 when absent */
     /* private: where the next call resumes, and what the lines seen so far held */
     size_t _scanned; /* bytes examined */
     size_t _line;    /* offset of the line being read */
@@ -69,7 +71,8 @@ struct http_request {
  *            Sec-WebSocket-Key or Sec-WebSocket-Version; a Content-Length that is not a
  *            uint64_t or a Sec-WebSocket-Version that is not 0..255 (RFC 6455 §4.1); any
  *            Transfer-Encoding (bodies are framed by Content-Length only). A repeated
- *            Sec-WebSocket-Protocol line is allowed (RFC 6455 §11.3.4); the first is kept.
+ *            Sec-WebSocket-Protocol, Accept-Encoding or If-None-Match line is allowed (each
+ *            is a list, RFC 9110 §5.3); the first is kept.
  *   -E2BIG   head longer than HTTP_HEAD_MAX (answer 431)
  * Errors are sticky: calling again returns the same error. The fields of *<req> mean something
  * only after a call returned > 0; their pointers then borrow <buf>.
@@ -109,6 +112,22 @@ int room_name_decode(const char *in, size_t in_len, char *out);
  * (value not decoded; empty when the key has no '='). Cannot fail.
  */
 bool http_query_get(struct http_str query, const char *name, struct http_str *val);
+
+/*
+ * True when the Accept-Encoding list <list> (RFC 9110 §12.5.3) accepts the content coding
+ * <coding> (lower case): named (for "gzip", "x-gzip" too, §8.4.1.3) or covered by "*", with
+ * a q-value that is not 0; a named element wins over "*". An absent header (len 0) gives false:
+ * identity is always acceptable, so nothing else is sent unless asked for. Cannot fail.
+ */
+bool http_accepts_coding(struct http_str list, const char *coding);
+
+/*
+ * True when the If-None-Match list <list> (RFC 9110 §13.1.2) matches the entity-tag <etag>
+ * (with its quotes, e.g. "\"abc\"", or W/"abc"): "*", or an element equal to it under the weak
+ * comparison (the W/ prefixes ignored). A malformed list matches nothing from the bad element
+ * on; an absent header gives false. Cannot fail.
+ */
+bool http_etag_match(struct http_str list, const char *etag);
 
 /*
  * Writes the 101 Switching Protocols answer for <key> into <out> (at least 160 bytes).

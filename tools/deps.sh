@@ -3,7 +3,8 @@
 # Installs what ringcast needs on Debian 12, skipping what is already there.
 #   tools/deps.sh build   compiler, CMake, Ninja and the libraries
 #   tools/deps.sh test    the above, plus cmocka, clang (fuzz targets), Python websockets,
-#                         Node.js and npm, and the Node test clients (npm ci)
+#                         Chromium, Node.js and npm, and the Node test clients and
+#                         playwright-core (npm ci)
 set -euo pipefail
 what=${1:-build}
 cd "$(dirname "$0")/.."
@@ -11,8 +12,9 @@ cd "$(dirname "$0")/.."
 pkgs=(gcc make cmake ninja-build pkg-config liburing-dev libmbedtls-dev libxxhash-dev
       libjansson-dev systemtap-sdt-dev ca-certificates)
 if [ "$what" = test ]; then
+    # chromium: the browser test of the operations page (driven by playwright-core from npm).
     pkgs+=(libcmocka-dev clang libclang-rt-14-dev python3 python3-websockets openssl curl
-           procps iproute2)
+           procps iproute2 chromium)
     command -v node >/dev/null 2>&1 || pkgs+=(nodejs)
     command -v npm >/dev/null 2>&1 || pkgs+=(npm)
 fi
@@ -31,7 +33,8 @@ if [ ${#missing[@]} -gt 0 ]; then
 fi
 
 if [ "$what" = test ] && [ -f tests/integration/package-lock.json ]; then
-    if [ ! -d tests/integration/node_modules/ws ] || [ ! -d tests/integration/node_modules/socket.io ]; then
+    nm=tests/integration/node_modules
+    if [ ! -d $nm/ws ] || [ ! -d $nm/socket.io ] || [ ! -d $nm/playwright-core ]; then
         echo "deps: npm ci in tests/integration"
         (cd tests/integration && npm ci --no-audit --no-fund --loglevel=error)
     fi

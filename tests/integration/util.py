@@ -246,6 +246,8 @@ def read_response(s, timeout=5.0, want_close=True, close_wait=2.0, buf=b""):
     if status == 101:
         return Response(status, reason, headers, bytes(body), False, bytes(data))
     clen = headers.get("content-length")
+    if status in (204, 304):
+        clen = ["0"]  # RFC 9112 §6.3: no body, whatever Content-Length says
     if clen is not None:
         n = int(clen[0])
         while len(body) < n:
@@ -315,7 +317,7 @@ def read_responses(s, n, timeout=5.0, head_only=(), buf=b""):
         clen = headers.get("content-length")
         if clen is None:
             raise AssertionError("response %d of %d has no Content-Length: %r" % (i, n, head))
-        want = 0 if i in head_only else int(clen[0])
+        want = 0 if i in head_only or status in (204, 304) else int(clen[0])
         data = bytearray(rest)
         while len(data) < want:
             chunk = _recv_some(s, deadline)

@@ -2,8 +2,8 @@
 /*
  * Unit tests for engine/metrics.c, through the public header, on a fake engine whose shards
  * have only their counters set: every contract metric is present, sums over shards are right,
- * the Prometheus text is well formed, the JSON parses (a small strict parser below: the test
- * links nothing beyond the engine), frames_per_send = delivered / sends, and the truncation
+ * the Prometheus text is well formed, the JSON parses (with jansson, strict about duplicate
+ * keys; the engine links it already), frames_per_send = delivered / sends, and the truncation
  * contract (the full length comes back whatever <cap> is; that length + 1 is enough).
  *
  * The two process figures (RSS, CPU seconds) are the only parts that may change from one
@@ -22,6 +22,7 @@
 #include "shard.h"
 
 #include <ctype.h>
+#include <jansson.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -75,6 +76,9 @@ static int setup_two_shards(void **state)
     SET(0, tls_handshaking, 5);
     SET(0, tls_waiting, 2);
     SET(0, cqes, 88);
+    SET(0, upgrades, 9);
+    SET(0, closes, 6);
+    SET(0, cpu_ns, 1500000000ull);
     SET(1, conns, 7);
     SET(1, accepted, 20);
     SET(1, handshakes_failed, 2);
@@ -91,6 +95,9 @@ static int setup_two_shards(void **state)
     SET(1, turns, 23);
     SET(1, tls_handshaking, 1);
     SET(1, cqes, 12);
+    SET(1, upgrades, 17);
+    SET(1, closes, 10);
+    SET(1, cpu_ns, 250000000ull);
     return 0;
 }
 
@@ -256,133 +263,6 @@ static unsigned prom_check_format(const char *text)
     return nr_samples;
 }
 
-/* ---------------------------------------------------------------------------------------------
- * JSON: a strict parser for one flat object of numbers, which is all /stats is
- * -------------------------------------------------------------------------------------------*/
-
-struct jfield {
-    char key[40];
-    double num;
-};
-
-static const char *skip_ws(const char *p)
-{
-    while (*p == ' ' || *p == '\t' || *p == '\n' || *p == '\r')
-        p++;
-    return p;
-}
-
-/* RFC 8259 §7 string, without escapes (none are needed for these keys). */
-static const char *json_key(const char *p, char *out, size_t cap)
-{
-    if (*p++ != '"')
-        return NULL;
-    size_t n = 0;
-    while (*p != '"') {
-        if ((unsigned char)*p < 0x20 || *p == '\\' || n + 1 >= cap)
-            return NULL;
-        out[n++] = *p++;
-    }
-    out[n] = '\0';
-    return p + 1;
-}
-
-/* RFC 8259 §6 number: -? (0 | [1-9][0-9]*) (. [0-9]+)? ([eE] [+-]? [0-9]+)? */
-static const char *json_number(const char *p, double *out)
-{
-    const char *start = p;
-    if (*p == '-')
-        p++;
-    if (*p == '0')
-        p++;
-    else if (*p >= '1' && *p <= '9')
-        while (isdigit((unsigned char)*p))
-            p++;
-    else
-        return NULL;
-    if (*p == '.') {
-        p++;
-        if (!isdigit((unsigned char)*p))
-            return NULL;
-        while (isdigit((unsigned char)*p))
-            p++;
-    }
-    if (*p == 'e' || *p == 'E') {
-        p++;
-        if (*p == '+' || *p == '-')
-            p++;
-        if (!isdigit((unsigned char)*p))
-            return NULL;
-        while (isdigit((unsigned char)*p))
-            p++;
-    }
-    char *end;
-    *out = strtod(start, &end);
-    return end == p ? p : NULL;
-}
-
-/* Parses `{ "key": number, ... }` and trailing whitespace; returns the count or -1. */
-static int json_parse_flat(const char *text, struct jfield *f, size_t max)
-{
-    const char *p = skip_ws(text);
-    size_t n = 0;
-    if (*p++ != '{')
-        return -1;
-    p = skip_ws(p);
-    if (*p == '}')
-        return *skip_ws(p + 1) ? -1 : 0;
-    for (;;) {
-        if (n == max)
-            return -1;
-        p = json_key(skip_ws(p), f[n].key, sizeof(f[n].key));
-        if (!p)
-            return -1;
-        for (size_t i = 0; i < n; i++)
-            if (strcmp(f[i].key, f[n].key) == 0)
-                return -1; /* duplicate key */
-        p = skip_ws(p);
-        if (*p++ != ':')
-            return -1;
-        p = json_number(skip_ws(p), &f[n].num);
-        if (!p)
-            return -1;
-        n++;
-        p = skip_ws(p);
-        if (*p == ',') {
-            p++;
-            continue;
-        }
-        if (*p++ != '}')
-            return -1;
-        return *skip_ws(p) ? -1 : (int)n;
-    }
-}
-
-static double json_get(const struct jfield *f, int n, const char *key)
-{
-    for (int i = 0; i < n; i++)
-        if (strcmp(f[i].key, key) == 0)
-            return f[i].num;
-    fail_msg("JSON key missing: %s", key);
-    return 0;
-}
-
-/* The parser itself: what it must take and refuse, so that a pass above means something. */
-static void json_parser_sanity(void **state)
-{
-    (void)state;
-    struct jfield f[4];
-    assert_int_equal(json_parse_flat("{}", f, 4), 0);
-    assert_int_equal(json_parse_flat(" {\"a\":1,\"b\":-0.5e3}\n", f, 4), 2);
-    assert_true(f[1].num == -500.0);
-    static const char *const bad[] = {
-        "",           "{",          "{\"a\":}",    "{\"a\":01}",        "{\"a\":1,}", "{\"a\":1}x",
-        "{\"a\":1.}", "{\"a\":+1}", "{\"a\":nan}", "{\"a\":1,\"a\":2}", "{a:1}",      "{\"a\" 1}",
-    };
-    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
-        assert_int_equal(json_parse_flat(bad[i], f, 4), -1);
-}
-
 /* The format check takes the families metrics.c writes and histograms, which it may. */
 static void prom_checker_sanity(void **state)
 {
@@ -542,38 +422,146 @@ static void prometheus_one_line_per_shard(void **state)
  * JSON
  * -------------------------------------------------------------------------------------------*/
 
+/* The flat figures before the nested parts: what /stats has always said, in the same place. */
+static const char *const JSON_FLAT_KEYS[] = {
+    "shards",
+    "connections",
+    "max_connections",
+    "accepted",
+    "handshakes_failed",
+    "messages_received",
+    "messages_delivered",
+    "bytes_received",
+    "bytes_sent",
+    "sends",
+    "frames_per_send",
+    "rooms",
+    "slow_consumer_close",
+    "slow_consumer_drop",
+    "send_queue_bytes",
+    "xshard_messages",
+    "loop_turns",
+    "completions",
+    "tls_handshakes_active",
+    "tls_handshakes_waiting",
+    "rss_bytes",
+    "cpu_seconds",
+    "upgrades",
+    "closes",
+};
+#define JSON_NR_FLAT (sizeof(JSON_FLAT_KEYS) / sizeof(JSON_FLAT_KEYS[0]))
+
+static double jnum(const json_t *obj, const char *key)
+{
+    const json_t *v = json_object_get(obj, key);
+    if (!json_is_number(v))
+        fail_msg("%s: missing or not a number", key);
+    return json_number_value(v);
+}
+
+/* Parses <text> with jansson; fails the test unless it is one object. The caller decrefs. */
+static json_t *jparse(const char *text)
+{
+    json_error_t err;
+    json_t *root = json_loads(text, JSON_REJECT_DUPLICATES, &err);
+    if (!root || !json_is_object(root))
+        fail_msg("not a JSON object (%s at %d): %s", err.text, err.position, text);
+    return root;
+}
+
 static void json_parses_and_sums(void **state)
 {
     (void)state;
     size_t len;
     char *text = render(metrics_json, &len);
-    struct jfield f[32];
-    int n = json_parse_flat(text, f, 32);
-    if (n < 0)
-        fail_msg("not JSON: %s", text);
-    assert_int_equal(n, 22);
-    assert_true(json_get(f, n, "shards") == 2);
-    assert_true(json_get(f, n, "connections") == 10);
-    assert_true(json_get(f, n, "max_connections") == 100000);
-    assert_true(json_get(f, n, "accepted") == 30);
-    assert_true(json_get(f, n, "handshakes_failed") == 3);
-    assert_true(json_get(f, n, "messages_received") == 300);
-    assert_true(json_get(f, n, "messages_delivered") == 1500);
-    assert_true(json_get(f, n, "bytes_received") == 11000);
-    assert_true(json_get(f, n, "bytes_sent") == 5000070000.0);
-    assert_true(json_get(f, n, "sends") == 600);
-    assert_true(json_get(f, n, "frames_per_send") == 2.5); /* 1500 / 600 */
-    assert_true(json_get(f, n, "rooms") == 9);
-    assert_true(json_get(f, n, "slow_consumer_close") == 3);
-    assert_true(json_get(f, n, "slow_consumer_drop") == 11);
-    assert_true(json_get(f, n, "send_queue_bytes") == 1000);
-    assert_true(json_get(f, n, "xshard_messages") == 70);
-    assert_true(json_get(f, n, "loop_turns") == 100);
-    assert_true(json_get(f, n, "completions") == 100);
-    assert_true(json_get(f, n, "tls_handshakes_active") == 6);
-    assert_true(json_get(f, n, "tls_handshakes_waiting") == 2);
-    assert_true(json_get(f, n, "rss_bytes") > 0);
-    assert_true(json_get(f, n, "cpu_seconds") >= 0);
+    json_t *root = jparse(text);
+    for (size_t i = 0; i < JSON_NR_FLAT; i++)
+        (void)jnum(root, JSON_FLAT_KEYS[i]);
+    assert_true(jnum(root, "shards") == 2);
+    assert_true(jnum(root, "connections") == 10);
+    assert_true(jnum(root, "max_connections") == 100000);
+    assert_true(jnum(root, "accepted") == 30);
+    assert_true(jnum(root, "handshakes_failed") == 3);
+    assert_true(jnum(root, "messages_received") == 300);
+    assert_true(jnum(root, "messages_delivered") == 1500);
+    assert_true(jnum(root, "bytes_received") == 11000);
+    assert_true(jnum(root, "bytes_sent") == 5000070000.0);
+    assert_true(jnum(root, "sends") == 600);
+    assert_true(jnum(root, "frames_per_send") == 2.5); /* 1500 / 600 */
+    assert_true(jnum(root, "rooms") == 9);
+    assert_true(jnum(root, "slow_consumer_close") == 3);
+    assert_true(jnum(root, "slow_consumer_drop") == 11);
+    assert_true(jnum(root, "send_queue_bytes") == 1000);
+    assert_true(jnum(root, "xshard_messages") == 70);
+    assert_true(jnum(root, "loop_turns") == 100);
+    assert_true(jnum(root, "completions") == 100);
+    assert_true(jnum(root, "tls_handshakes_active") == 6);
+    assert_true(jnum(root, "tls_handshakes_waiting") == 2);
+    assert_true(jnum(root, "rss_bytes") > 0);
+    assert_true(jnum(root, "cpu_seconds") >= 0);
+    assert_true(jnum(root, "upgrades") == 26);
+    assert_true(jnum(root, "closes") == 16);
+    json_decref(root);
+    free(text);
+}
+
+/* The histogram: bounds in seconds, non-cumulative counts summed over shards, +Inf last. */
+static void json_latency_buckets(void **state)
+{
+    (void)state;
+    SET(0, lat_buckets[0], 40);
+    SET(0, lat_buckets[3], 2);
+    SET(0, lat_sum_ns, 3000000);
+    SET(1, lat_buckets[0], 10);
+    SET(1, lat_buckets[LAT_NR_BUCKETS - 1], 1);
+    SET(1, lat_sum_ns, 7000000000ull);
+    size_t len;
+    char *text = render(metrics_json, &len);
+    json_t *root = jparse(text);
+    json_t *lat = json_object_get(root, "publish_latency");
+    assert_true(json_is_object(lat));
+    json_t *le = json_object_get(lat, "le_seconds"), *counts = json_object_get(lat, "counts");
+    assert_true(json_is_array(le) && json_is_array(counts));
+    assert_int_equal(json_array_size(le), LAT_NR_BUCKETS - 1);
+    assert_int_equal(json_array_size(counts), LAT_NR_BUCKETS);
+    for (size_t b = 0; b < LAT_NR_BUCKETS - 1; b++)
+        assert_true(json_number_value(json_array_get(le, b)) == (double)LAT_BOUNDS_NS[b] / 1e9);
+    assert_true(json_number_value(json_array_get(counts, 0)) == 50);
+    assert_true(json_number_value(json_array_get(counts, 1)) == 0);
+    assert_true(json_number_value(json_array_get(counts, 3)) == 2);
+    assert_true(json_number_value(json_array_get(counts, LAT_NR_BUCKETS - 1)) == 1);
+    assert_true(jnum(lat, "sum_seconds") == 7.003);
+    json_decref(root);
+    free(text);
+}
+
+/* One object per shard, in shard order, with that shard's own figures. */
+static void json_per_shard(void **state)
+{
+    (void)state;
+    size_t len;
+    char *text = render(metrics_json, &len);
+    json_t *root = jparse(text);
+    json_t *per = json_object_get(root, "per_shard");
+    assert_true(json_is_array(per));
+    assert_int_equal(json_array_size(per), 2);
+    json_t *a = json_array_get(per, 0), *b = json_array_get(per, 1);
+    assert_true(jnum(a, "shard") == 0 && jnum(b, "shard") == 1);
+    assert_true(jnum(a, "connections") == 3 && jnum(b, "connections") == 7);
+    assert_true(jnum(a, "accepted") == 10 && jnum(b, "accepted") == 20);
+    assert_true(jnum(a, "upgrades") == 9 && jnum(b, "upgrades") == 17);
+    assert_true(jnum(a, "closes") == 6 && jnum(b, "closes") == 10);
+    assert_true(jnum(a, "messages_received") == 100 && jnum(b, "messages_received") == 200);
+    assert_true(jnum(a, "messages_delivered") == 1000 && jnum(b, "messages_delivered") == 500);
+    assert_true(jnum(a, "sends") == 400 && jnum(b, "sends") == 200);
+    assert_true(jnum(a, "send_queue_bytes") == 123 && jnum(b, "send_queue_bytes") == 877);
+    assert_true(jnum(a, "slow_consumer_close") == 2 && jnum(b, "slow_consumer_close") == 1);
+    assert_true(jnum(a, "slow_consumer_drop") == 5 && jnum(b, "slow_consumer_drop") == 6);
+    assert_true(jnum(a, "loop_turns") == 77 && jnum(b, "loop_turns") == 23);
+    assert_true(jnum(a, "completions") == 88 && jnum(b, "completions") == 12);
+    assert_true(jnum(a, "tls_handshakes_active") == 5 && jnum(b, "tls_handshakes_active") == 1);
+    assert_true(jnum(a, "cpu_seconds") == 1.5 && jnum(b, "cpu_seconds") == 0.25);
+    json_decref(root);
     free(text);
 }
 
@@ -598,8 +586,7 @@ static void json_frames_per_send(void **state)
         char *text = render(metrics_json, &len);
         if (!strstr(text, rows[i].expect))
             fail_msg("row %zu: %s not in %s", i, rows[i].expect, text);
-        struct jfield f[32];
-        assert_int_equal(json_parse_flat(text, f, 32), 22);
+        json_decref(jparse(text));
         free(text);
     }
 }
@@ -767,7 +754,6 @@ static void process_figures_come_from_the_sample(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(json_parser_sanity),
         cmocka_unit_test(process_figures_come_from_the_sample),
         cmocka_unit_test(prom_checker_sanity),
         cmocka_unit_test_setup_teardown(prometheus_has_every_contract_metric, setup_two_shards,
@@ -778,6 +764,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(prometheus_sums_over_shards, setup_two_shards, NULL),
         cmocka_unit_test_setup_teardown(prometheus_one_line_per_shard, setup_two_shards, NULL),
         cmocka_unit_test_setup_teardown(json_parses_and_sums, setup_two_shards, NULL),
+        cmocka_unit_test_setup_teardown(json_latency_buckets, setup_two_shards, NULL),
+        cmocka_unit_test_setup_teardown(json_per_shard, setup_two_shards, NULL),
         cmocka_unit_test_setup_teardown(json_frames_per_send, setup_two_shards, NULL),
         cmocka_unit_test_setup_teardown(prometheus_truncation_contract, setup_two_shards, NULL),
         cmocka_unit_test_setup_teardown(json_truncation_contract, setup_two_shards, NULL),

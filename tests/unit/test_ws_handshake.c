@@ -86,6 +86,7 @@ struct req_row {
     enum ws_upgrade_check check;
     /* Expected fields on success; NULL means absent (len 0). */
     const char *path, *query, *host, *origin, *key, *protocol;
+    const char *accept_encoding, *if_none_match;
     int version;
     uint64_t content_length;
 };
@@ -117,6 +118,7 @@ static const struct req_row valid_rows[] = {
         .host = "localhost:8080",
         .origin = "http://localhost:8080",
         .key = RFC_KEY,
+        .accept_encoding = "gzip, deflate, br",
         .version = 13,
     },
     {
@@ -242,6 +244,21 @@ static const struct req_row valid_rows[] = {
         .check = WS_UPGRADE_NOT_WEBSOCKET,
         .path = "/healthz",
         .host = "localhost",
+        .version = -1,
+    },
+    {
+        .name = "browser GET of a page it has cached, Accept-Encoding and If-None-Match repeated",
+        .text = "GET /ops HTTP/1.1\r\nHost: 127.0.0.1:8080\r\n"
+                "Accept: text/html,application/xhtml+xml\r\n"
+                "Accept-Encoding: gzip, deflate, br, zstd\r\n"
+                "Accept-Encoding: identity\r\n"
+                "If-None-Match: \"a1b2\", W/\"c,3\"\r\n"
+                "If-None-Match: \"ignored\"\r\n\r\n",
+        .check = WS_UPGRADE_NOT_WEBSOCKET,
+        .path = "/ops",
+        .host = "127.0.0.1:8080",
+        .accept_encoding = "gzip, deflate, br, zstd",
+        .if_none_match = "\"a1b2\", W/\"c,3\"",
         .version = -1,
     },
     {
@@ -543,6 +560,8 @@ static void check_fields(const struct req_row *r, const struct http_request *req
     check_str(r->name, "origin", &req->origin, r->origin, buf, len);
     check_str(r->name, "ws_key", &req->ws_key, r->key, buf, len);
     check_str(r->name, "ws_protocol", &req->ws_protocol, r->protocol, buf, len);
+    check_str(r->name, "accept_encoding", &req->accept_encoding, r->accept_encoding, buf, len);
+    check_str(r->name, "if_none_match", &req->if_none_match, r->if_none_match, buf, len);
     if (req->ws_version != r->version)
         fail_msg("%s: version %d, expected %d", r->name, req->ws_version, r->version);
     if (req->content_length != r->content_length)
@@ -924,6 +943,71 @@ static void test_query_get(void **state)
 }
 
 /* ---------------------------------------------------------------------------------------------
+ * Content negotiation and validators
+ */
+
+static void test_accepts_coding(void **state)
+{
+    static const struct {
+        const char *list, *coding;
+        bool want;
+    } rows[] = {
+        {"gzip, deflate, br", "gzip", true},
+        {"deflate, br", "gzip", false},
+        {"GZIP", "gzip", true},
+        {"x-gzip", "gzip", true},
+        {"gzip;q=0", "gzip", false},
+        {"gzip ; q=0.000, br", "gzip", false},
+        {"gzip;q=0.001", "gzip", true},
+        {"gzip;Q=1.0", "gzip", true},
+        {"*", "gzip", true},
+        {"*;q=0", "gzip", false},
+        {"gzip;q=0, *", "gzip", false},
+        {"*;q=0, gzip", "gzip", true},
+        {"identity", "gzip", false},
+        {"gzipx, xgzip", "gzip", false},
+        {" , ,gzip,", "gzip", true},
+        {"", "gzip", false},
+        {"br;q=0.5, gzip;q=0.8", "br", true},
+    };
+
+    (void)state;
+    for (size_t i = 0; i < sizeof(rows) / sizeof(rows[0]); i++) {
+        struct http_str l = {rows[i].list, strlen(rows[i].list)};
+
+        if (http_accepts_coding(l, rows[i].coding) != rows[i].want)
+            fail_msg("Accept-Encoding \"%s\" coding %s: expected %d", rows[i].list, rows[i].coding,
+                     rows[i].want);
+    }
+    assert_false(http_accepts_coding((struct http_str){NULL, 0}, "gzip"));
+}
+
+static void test_etag_match(void **state)
+{
+    static const struct {
+        const char *list, *etag;
+        bool want;
+    } rows[] = {
+        {"\"abc\"", "\"abc\"", true},        {"\"abd\"", "\"abc\"", false},
+        {"W/\"abc\"", "\"abc\"", true},      {"\"abc\"", "W/\"abc\"", true},
+        {"\"x\", \"abc\"", "\"abc\"", true}, {"\"a,b\", \"abc\"", "\"abc\"", true},
+        {"\"a,b\"", "\"b\"", false},         {"*", "\"abc\"", true},
+        {"abc", "\"abc\"", false},           {"\"abc", "\"abc\"", false},
+        {"w/\"abc\"", "\"abc\"", false},     {"", "\"abc\"", false},
+    };
+
+    (void)state;
+    for (size_t i = 0; i < sizeof(rows) / sizeof(rows[0]); i++) {
+        struct http_str l = {rows[i].list, strlen(rows[i].list)};
+
+        if (http_etag_match(l, rows[i].etag) != rows[i].want)
+            fail_msg("If-None-Match %s etag %s: expected %d", rows[i].list, rows[i].etag,
+                     rows[i].want);
+    }
+    assert_false(http_etag_match((struct http_str){NULL, 0}, "\"abc\""));
+}
+
+/* ---------------------------------------------------------------------------------------------
  * Responses
  */
 
@@ -1002,6 +1086,8 @@ int main(void)
         cmocka_unit_test(test_response_101),
         cmocka_unit_test(test_room_names),
         cmocka_unit_test(test_query_get),
+        cmocka_unit_test(test_accepts_coding),
+        cmocka_unit_test(test_etag_match),
         cmocka_unit_test(test_response_round_trip),
         cmocka_unit_test(test_reasons),
     };

@@ -1,0 +1,47 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * web: the pages the broker serves itself (GET /ops and its /assets/), compiled into the
+ * binary from engine/web/ by cmake/EmbedAssets.cmake, which writes the table below.
+ *
+ * Every answer carries what a browser expects of a static file: Content-Type with a charset,
+ * an ETag (answered 304 when If-None-Match holds it), `Cache-Control: no-cache` (the URLs are
+ * not versioned, so the browser revalidates, and a 304 is a few hundred bytes), the gzip copy
+ * with `Content-Encoding: gzip` when Accept-Encoding takes it, and the security headers: a
+ * Content-Security-Policy that allows scripts, styles and fetches from the broker only, so no
+ * inline script runs, and `X-Content-Type-Options: nosniff`. HEAD is the HTTP handler's.
+ *
+ * Owns nothing at run time: the table is constant. Shard rule: the route is called on the
+ * shard that owns the connection, like every route.
+ */
+#ifndef RINGCAST_WEB_H
+#define RINGCAST_WEB_H
+
+#include "http.h"
+
+#include <stddef.h>
+#include <stdint.h>
+
+struct web_asset {
+    const char *path; /* where it is served: "/ops", "/assets/ops.js" */
+    const char *type; /* Content-Type, with a charset for text */
+    const uint8_t *data;
+    size_t len;
+    const uint8_t *gz; /* the gzip copy; NULL when gzip was missing or did not make it smaller */
+    size_t gz_len;
+    const char *etag;    /* quoted, of <data> */
+    const char *gz_etag; /* quoted, of the gzip representation; NULL without <gz> */
+};
+
+/* Generated (web_assets.c). */
+extern const struct web_asset web_assets[];
+extern const size_t web_nr_assets;
+
+/* The asset served at <path>, or NULL. Cannot fail. */
+const struct web_asset *web_asset_find(struct http_str path);
+
+/* The route of GET /ops and GET /assets/...: answers the asset, 304, or 404 for a path under
+ * /assets/ that has none. */
+void web_route_asset(struct shard *s, struct conn *c, const struct http_request *req,
+                     const uint8_t *body, size_t body_len);
+
+#endif
