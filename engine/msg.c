@@ -44,3 +44,13 @@ struct msg *msg_frame(uint8_t opcode, const uint8_t *p, size_t len, const char *
     m->opcode = opcode;
     return m;
 }
+
+const uint8_t *msg_payload(const struct msg *m, size_t *len)
+{
+    /* RFC 6455 §5.2: a 7-bit length, 126 for a 16-bit one, 127 for a 64-bit one; a server
+     * frame has no mask. */
+    uint8_t l7 = m->data[1] & 0x7f;
+    size_t h = l7 == 127 ? 10 : l7 == 126 ? 4 : 2;
+    *len = m->len - h;
+    return m->data + h;
+}

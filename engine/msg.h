@@ -46,6 +46,12 @@ struct msg *msg_create(size_t len, size_t name_len);
 struct msg *msg_frame(uint8_t opcode, const uint8_t *p, size_t len, const char *name,
                       size_t name_len);
 
+/*
+ * The payload of the server frame <m> holds (FIN set, unmasked, as msg_frame writes it): sets
+ * *<len> and returns where it starts within <m>, borrowed as long as <m> is. Cannot fail.
+ */
+const uint8_t *msg_payload(const struct msg *m, size_t *len);
+
 static inline const char *msg_room_name(const struct msg *m)
 {
     return (const char *)m->data + m->len;

@@ -125,6 +125,10 @@ static void frame_layout_rows(void **state)
         if (name_len)
             assert_memory_equal(msg_room_name(m), row->name, name_len);
         assert_ptr_equal(msg_room_name(m), (const char *)m->data + m->len);
+        /* msg_payload finds the payload again behind each header size. */
+        size_t plen = 99;
+        assert_ptr_equal(msg_payload(m, &plen), m->data + row->hdr_len);
+        assert_int_equal(plen, row->len);
         msg_unref(m);
         free(p);
     }
