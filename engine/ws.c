@@ -191,11 +191,16 @@ void ws_on_timer(struct shard *s, struct conn *c)
         return;
     }
     if (cfg->ping_interval && s->now >= ws->next_ping) {
-        struct msg *m = msg_create(2, 0);
-        if (m) {
-            m->len = (uint32_t)ws_frame_header(m->data, WS_OP_PING, true, 0, NULL);
-            conn_enqueue(s, c, m);
+        struct msg *m;
+        if (app_of(c)->ping) {
+            m = app_of(c)->ping();
+        } else {
+            m = msg_create(2, 0);
+            if (m)
+                m->len = (uint32_t)ws_frame_header(m->data, WS_OP_PING, true, 0, NULL);
         }
+        if (m)
+            conn_enqueue(s, c, m);
         ws->next_ping = s->now + cfg->ping_interval;
     }
     if (conn_is_open(c))

@@ -54,6 +54,10 @@ struct ws_handler {
     /* The connection stops being open (may be NULL): leave rooms, free what the application's
      * part of the private area points to. */
     void (*on_close)(struct shard *s, struct conn *c);
+    /* The keep-alive sent every --ping-interval, given with one reference (NULL when out of
+     * memory: that ping is skipped). NULL: a WebSocket ping frame (raw mode); protocol mode
+     * sends its application-level ping instead (PROTOCOL-CENTRIFUGO.md §7). */
+    struct msg *(*ping)(void);
 };
 
 void ws_on_input(struct shard *s, struct conn *c, uint8_t *p, size_t len);
