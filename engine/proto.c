@@ -10,6 +10,7 @@
 #include "proto.h"
 
 #include "json_raw.h"
+#include "ws_frame.h"
 
 #include <errno.h>
 #include <inttypes.h>
@@ -906,4 +907,23 @@ const char *proto_close_reason(uint16_t code)
     default:
         return "";
     }
+}
+
+struct msg *proto_pub_frame(const struct msg *m)
+{
+    size_t len;
+    const uint8_t *p = msg_payload(m, &len);
+    struct proto_buf data = {0}, b = {0};
+    struct msg *out = NULL;
+    if (proto_buf_raw_data(&data, (const char *)p, len, m->opcode == WS_OP_TEXT) < 0)
+        goto done;
+    struct proto_pub pub = {.data = {data.p, data.len}};
+    struct proto_str channel = {msg_room_name(m), m->name_len};
+    if (proto_encode_pub_push(&b, channel, &pub, NULL) < 0)
+        goto done;
+    out = msg_frame(WS_OP_TEXT, (const uint8_t *)b.p, b.len, NULL, 0);
+done:
+    proto_buf_fini(&data);
+    proto_buf_fini(&b);
+    return out;
 }

@@ -23,6 +23,8 @@
 #ifndef RINGCAST_PROTO_H
 #define RINGCAST_PROTO_H
 
+#include "msg.h"
+
 #include <jansson.h>
 #include <stdbool.h>
 #include <stddef.h>
@@ -269,6 +271,15 @@ int proto_encode_message_push(struct proto_buf *b, struct proto_str data);
 /* disconnect push; Centrifugo closes the socket instead over WebSocket (§6, §7). */
 int proto_encode_disconnect_push(struct proto_buf *b, uint32_t code, const char *reason,
                                  bool reconnect);
+
+/*
+ * The text frame a protocol subscriber gets for the room message <m> (a server frame made by
+ * msg_frame, with its room name): `{"push":{"channel":<room>,"pub":{"data":D}}}`, where D is the
+ * payload as JSON when <m> is a text frame holding valid JSON, else the payload as a JSON
+ * string (ARCHITECTURE.md, "Endpoints"). Borrows <m> for the call (never writes to it: it is
+ * shared across shards). Returns a new msg with one reference, or NULL when out of memory.
+ */
+struct msg *proto_pub_frame(const struct msg *m);
 
 /* The message of error <code> (§8 table), "unknown error" for others. Cannot fail. */
 const char *proto_error_message(uint32_t code);

@@ -8,6 +8,7 @@
 #include "fault.h"
 #include "log.h"
 #include "probes.h"
+#include "proto.h"
 #include "shard.h"
 #include "xshard.h"
 
@@ -232,6 +233,12 @@ static void deliver_local(struct shard *s, struct room *r, struct msg *m)
     unsigned origin_shard = m->origin >> 24;
     uint32_t origin_idx = m->origin & 0xffffff;
     unsigned n = 0, refs = r->nr_subs;
+    /* Protocol subscribers get the message as a `pub` push, made here from <m> on the first one
+     * met and shared by the others (reference-counted like <m>); <m> itself is shared with
+     * other shards and never written. */
+    struct msg *pm = NULL;
+    unsigned np = 0;
+    bool pm_failed = false;
     /*
      * One atomic add for the whole fan-out instead of one per member (the count is shared with
      * other shards); what is left unused is given back in one subtraction. The caller's own
@@ -251,12 +258,31 @@ static void deliver_local(struct shard *s, struct room *r, struct msg *m)
             continue;
         if (!conn_is_open(c))
             continue;
+        if (sub->flags & SUB_PROTO) {
+            if (!pm && !pm_failed) {
+                pm = proto_pub_frame(m);
+                if (pm)
+                    msg_ref_n(pm, refs);
+                else
+                    pm_failed = true; /* out of memory: the protocol members miss this one */
+            }
+            if (pm) {
+                conn_enqueue(s, c, pm);
+                np++;
+            }
+            continue;
+        }
         conn_enqueue(s, c, m);
         n++;
     }
     if (refs > n)
         msg_unref_n(m, refs - n);
-    PROBE2(deliver, s->id, n);
+    if (pm) {
+        if (refs > np)
+            msg_unref_n(pm, refs - np);
+        msg_unref(pm);
+    }
+    PROBE2(deliver, s->id, n + np);
     r->busy = false;
     room_maybe_free(s, r);
 }

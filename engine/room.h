@@ -52,7 +52,9 @@ struct room_table {
 };
 
 enum sub_flag {
-    SUB_ECHO = 1u << 0, /* deliver the connection's own publishes to it too */
+    SUB_ECHO = 1u << 0,  /* deliver the connection's own publishes to it too */
+    SUB_PROTO = 1u << 1, /* a protocol-mode subscriber: it gets each message as a `pub` push
+                            (proto_pub_frame), built once per fan-out on a shard */
 };
 
 /* One connection's membership of one room. All-zero: not subscribed. */

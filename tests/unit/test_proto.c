@@ -19,6 +19,7 @@
 /* clang-format on */
 
 #include "proto.h"
+#include "ws_frame.h"
 
 #include <errno.h>
 #include <stdio.h>
@@ -883,6 +884,80 @@ static void encode_round_trip(void **state)
     free(f);
 }
 
+/* ---------------------------------------------------------------------------------------------
+ * proto_pub_frame: a raw room message as a protocol subscriber's pub push (ARCHITECTURE.md: JSON
+ * text passes as JSON, trimmed; any other message as a JSON string)
+ */
+
+struct pub_frame_row {
+    const char *what;
+    uint8_t opcode;
+    const char *payload;
+    size_t len; /* 0: strlen */
+    const char *want;
+};
+
+static const struct pub_frame_row pub_frame_rows[] = {
+    {"JSON object", WS_OP_TEXT, "{\"a\":1}", 0,
+     "{\"push\":{\"channel\":\"lobby\",\"pub\":{\"data\":{\"a\":1}}}}"},
+    {"JSON, trimmed", WS_OP_TEXT, "  [1, 2]\n", 0,
+     "{\"push\":{\"channel\":\"lobby\",\"pub\":{\"data\":[1, 2]}}}"},
+    {"JSON number", WS_OP_TEXT, "42", 0,
+     "{\"push\":{\"channel\":\"lobby\",\"pub\":{\"data\":42}}}"},
+    {"plain text", WS_OP_TEXT, "hi \"you\"", 0,
+     "{\"push\":{\"channel\":\"lobby\",\"pub\":{\"data\":\"hi \\\"you\\\"\"}}}"},
+    {"empty text", WS_OP_TEXT, "", 0, "{\"push\":{\"channel\":\"lobby\",\"pub\":{\"data\":\"\"}}}"},
+    {"binary JSON stays a string", WS_OP_BINARY, "{}", 0,
+     "{\"push\":{\"channel\":\"lobby\",\"pub\":{\"data\":\"{}\"}}}"},
+};
+
+static void pub_frame_from_raw(void **state)
+{
+    (void)state;
+    for (size_t i = 0; i < sizeof(pub_frame_rows) / sizeof(pub_frame_rows[0]); i++) {
+        const struct pub_frame_row *row = &pub_frame_rows[i];
+        size_t len = row->len ? row->len : strlen(row->payload);
+        print_message("row: %s\n", row->what);
+        struct msg *m = msg_frame(row->opcode, (const uint8_t *)row->payload, len, "lobby", 5);
+        assert_non_null(m);
+        struct msg *pm = proto_pub_frame(m);
+        assert_non_null(pm);
+        assert_int_equal(pm->opcode, WS_OP_TEXT);
+        size_t plen;
+        const uint8_t *p = msg_payload(pm, &plen);
+        assert_int_equal(plen, strlen(row->want));
+        assert_memory_equal(p, row->want, plen);
+        /* The shared message is left as it was. */
+        size_t olen;
+        assert_memory_equal(msg_payload(m, &olen), row->payload, len);
+        assert_int_equal(olen, len);
+        msg_unref(pm);
+        msg_unref(m);
+    }
+}
+
+/* A payload long enough for a 16-bit frame length on both sides. */
+static void pub_frame_long(void **state)
+{
+    (void)state;
+    char *big = malloc(70000);
+    assert_non_null(big);
+    memset(big, 'x', 70000);
+    struct msg *m = msg_frame(WS_OP_TEXT, (const uint8_t *)big, 70000, "r", 1);
+    assert_non_null(m);
+    struct msg *pm = proto_pub_frame(m);
+    assert_non_null(pm);
+    size_t plen;
+    const char *p = (const char *)msg_payload(pm, &plen);
+    const char *head = "{\"push\":{\"channel\":\"r\",\"pub\":{\"data\":\"";
+    assert_int_equal(plen, strlen(head) + 70000 + 4);
+    assert_memory_equal(p, head, strlen(head));
+    assert_memory_equal(p + plen - 4, "\"}}}", 4);
+    msg_unref(pm);
+    msg_unref(m);
+    free(big);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -903,6 +978,8 @@ int main(void)
         cmocka_unit_test(encode_batch),
         cmocka_unit_test(encode_strings),
         cmocka_unit_test(encode_round_trip),
+        cmocka_unit_test(pub_frame_from_raw),
+        cmocka_unit_test(pub_frame_long),
     };
     return cmocka_run_group_tests_name("proto", tests, NULL, NULL);
 }

@@ -109,7 +109,7 @@ struct delivery {
     struct msg *m; /* the reference, when g_keep_refs; else NULL (already dropped) */
     uint32_t origin, origin_gen;
     uint8_t b0;    /* first frame byte: FIN | opcode */
-    char text[32]; /* payload of a short frame */
+    char text[96]; /* payload of a short frame */
 };
 
 struct env_rec {
@@ -959,6 +959,65 @@ static void reference_counts_end_at_zero(void **state)
     leave(0, r1);
     leave(3, q);
     route_all();
+    check_no_rooms();
+}
+
+/* Protocol subscribers (SUB_PROTO) get the message as one pub push, built once per fan-out on a
+ * shard and shared; raw members get the raw frame; the publisher's own protocol subscription is
+ * not skipped when the publish has no origin; every reference comes back. */
+static void proto_members_get_one_shared_push(void **state)
+{
+    (void)state;
+    struct conn *raw1 = mkconn(0, 1, 1), *raw2 = mkconn(1, 2, 1);
+    struct conn *pa = mkconn(2, 3, 1), *pb = mkconn(3, 4, 1), *pc = mkconn(4, 5, 1);
+    join(0, raw1, "mix");
+    join(0, raw2, "mix");
+    join_with(0, pa, "mix", SUB_PROTO);
+    join_with(0, pb, "mix", SUB_PROTO);
+    join_with(0, pc, "mix", SUB_PROTO);
+    pc->state = CONN_CLOSING; /* not sent to */
+
+    g_keep_refs = true;
+    publish(0, raw1, "{\"n\":1}");
+    assert_int_equal(g_nr_dl, 3);
+    assert_int_equal(nr_delivered_to(raw1), 0); /* a raw publisher is skipped */
+    assert_int_equal(nr_delivered_to(raw2), 1);
+    assert_int_equal(nr_delivered_to(pa), 1);
+    assert_int_equal(nr_delivered_to(pb), 1);
+    struct msg *raw = NULL, *push = NULL;
+    for (size_t i = 0; i < g_nr_dl; i++) {
+        assert_int_equal(g_dl[i].b0, 0x80 | WS_OP_TEXT);
+        if (g_dl[i].c == raw2) {
+            assert_string_equal(g_dl[i].text, "{\"n\":1}");
+            raw = g_dl[i].m;
+        } else {
+            assert_string_equal(g_dl[i].text,
+                                "{\"push\":{\"channel\":\"mix\",\"pub\":{\"data\":{\"n\":1}}}}");
+            assert_true(push == NULL || push == g_dl[i].m); /* one push msg, shared */
+            push = g_dl[i].m;
+        }
+    }
+    assert_int_equal(atomic_load(&raw->refs), 1);
+    assert_int_equal(atomic_load(&push->refs), 2);
+    release_deliveries();
+
+    /* By name (the protocol publish): nobody is skipped; plain text becomes a JSON string. */
+    settle();
+    publish_by_name(0, "mix", "hi");
+    assert_int_equal(g_nr_dl, 4);
+    assert_int_equal(nr_delivered_to(raw1), 1);
+    assert_int_equal(nr_delivered_to(pa), 1);
+    for (size_t i = 0; i < g_nr_dl; i++)
+        if (g_dl[i].c == pa)
+            assert_string_equal(g_dl[i].text,
+                                "{\"push\":{\"channel\":\"mix\",\"pub\":{\"data\":\"hi\"}}}");
+    release_deliveries();
+    g_keep_refs = false;
+
+    settle();
+    struct conn *all[] = {raw1, raw2, pa, pb, pc};
+    for (size_t i = 0; i < 5; i++)
+        leave(0, all[i]);
     check_no_rooms();
 }
 
@@ -2050,6 +2109,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(hash_is_seeded_and_home_is_modulo, setup_4, teardown),
+        cmocka_unit_test_setup_teardown(proto_members_get_one_shared_push, setup_1, teardown),
         cmocka_unit_test_setup_teardown(join_leave_member_list, setup_1, teardown),
         cmocka_unit_test_setup_teardown(join_leave_member_list, setup_4, teardown),
         cmocka_unit_test_setup_teardown(leave_without_room_is_a_no_op, setup_1, teardown),
