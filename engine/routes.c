@@ -5,6 +5,7 @@
 #include "routes.h"
 
 #include "metrics.h"
+#include "proto_conn.h"
 #include "raw.h"
 #include "shard.h"
 #include "web.h"
@@ -81,6 +82,7 @@ const struct conn_handler *const conn_handlers[CONN_HANDLERS_MAX] = {
     [HANDLER_HTTP] = &http_handler,
     [HANDLER_ECHO] = &raw_echo_handler.conn,
     [HANDLER_ROOM] = &raw_room_handler.conn,
+    [HANDLER_PROTO] = &proto_handler.conn,
 };
 
 const struct http_route http_routes[] = {
@@ -89,6 +91,7 @@ const struct http_route http_routes[] = {
     {"GET", "/stats", HTTP_EXACT, 0, route_stats},
     {"GET", "/echo", HTTP_EXACT, 0, raw_route_echo},
     {"GET", "/room/", HTTP_PREFIX, 0, raw_route_room},
+    {"GET", "/connection/websocket", HTTP_EXACT, 0, proto_route},
     {"GET", "/ops", HTTP_EXACT, 0, web_route_asset},
     {"GET", "/assets/", HTTP_PREFIX, 0, web_route_asset},
 };

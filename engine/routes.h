@@ -25,6 +25,7 @@ enum {
     HANDLER_HTTP = 0, /* every connection starts here */
     HANDLER_ECHO,     /* WS /echo (raw.c) */
     HANDLER_ROOM,     /* WS /room/<name> (raw.c) */
+    HANDLER_PROTO,    /* WS /connection/websocket (proto_conn.c) */
     NR_HANDLERS,
 };
 

@@ -1,0 +1,443 @@
+# SPDX-License-Identifier: MIT
+"""Protocol mode, WS /connection/websocket: the Centrifugo client protocol in JSON
+(PROTOCOL-CENTRIFUGO.md), driven by a raw-socket client sending JSON frames. Covers connect
+(anonymous, HS256 tokens good, bad and expired), first-command-must-be-connect, bad input
+closes, subscribe/publish/pub push, channel rules (`$` and `#`), batched commands, the
+app-level ping, the methods not served yet (error 108), and raw rooms and protocol channels as
+one namespace."""
+import base64
+import hashlib
+import hmac
+import json
+import os
+import sys
+import time
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from harness import Broker, Runner  # noqa: E402
+from util import OP_TEXT, PROBE, RawWS, WSClosed  # noqa: E402
+
+SECRET = "test-secret-42"
+UUID_HEX = set("0123456789abcdef")
+
+
+def b64u(b):
+    return base64.urlsafe_b64encode(b).rstrip(b"=").decode()
+
+
+def token(claims, secret=SECRET, alg="HS256"):
+    h = b64u(json.dumps({"alg": alg, "typ": "JWT"}).encode())
+    c = b64u(json.dumps(claims).encode())
+    sig = hmac.new(secret.encode(), (h + "." + c).encode(), hashlib.sha256).digest()
+    return h + "." + c + "." + b64u(sig)
+
+
+class Client:
+    """A protocol client over RawWS: sends commands, reads replies and pushes one by one."""
+
+    def __init__(self, b):
+        self.ws = RawWS(b.port, "/connection/websocket")
+        self.pending = []
+        self.frames = []  # every text frame received, as text
+
+    def send(self, *cmds):
+        self.ws.send_text("\n".join(json.dumps(c) for c in cmds))
+
+    def next(self, timeout=5.0):
+        """Next JSON message (a reply, a push or a ping `{}`)."""
+        while not self.pending:
+            op, data = self.ws.recv_message(timeout)
+            assert op == OP_TEXT, "binary frame from the broker"
+            text = data.decode()
+            self.frames.append(text)
+            self.pending.extend(json.loads(line) for line in text.split("\n"))
+        return self.pending.pop(0)
+
+    def reply(self, id_, timeout=5.0):
+        """Next message, which must be the reply to <id_> (pings skipped)."""
+        while True:
+            m = self.next(timeout)
+            if m == {}:
+                continue
+            assert m.get("id") == id_, "expected reply %d, got %r" % (id_, m)
+            return m
+
+    def push(self, timeout=5.0, skip_replies=False):
+        while True:
+            m = self.next(timeout)
+            if m == {} or (skip_replies and "id" in m):
+                continue
+            assert "push" in m, "expected a push, got %r" % m
+            return m["push"]
+
+    def reply_and_push(self, id_, timeout=5.0):
+        """The reply to publish <id_> and the pub push it made, which may come in either order
+        (§5). Returns (reply, push)."""
+        reply = push = None
+        while reply is None or push is None:
+            m = self.next(timeout)
+            if m.get("id") == id_:
+                reply = m
+            elif "push" in m:
+                push = m["push"]
+            elif m != {}:
+                raise AssertionError("unexpected %r" % (m,))
+        return reply, push
+
+    def connect(self, tok=None, id_=1):
+        body = {"name": "test"}
+        if tok:
+            body["token"] = tok
+        self.send({"connect": body, "id": id_})
+        return self.reply(id_)
+
+    def expect_close(self, timeout=5.0):
+        try:
+            while True:
+                self.next(timeout)
+        except WSClosed as e:
+            return e.code, e.reason
+        raise AssertionError("not closed")
+
+    def silence(self, seconds):
+        try:
+            m = self.next(seconds)
+        except Exception:  # noqa: BLE001 - the timeout we hope for
+            return
+        raise AssertionError("expected nothing, got %r" % (m,))
+
+    def close(self):
+        try:
+            self.ws.close()
+        except OSError:
+            pass
+        self.ws.sock.close()
+
+
+def subscribed(b, chan, n=1):
+    """n clients connected and subscribed to <chan>."""
+    out = []
+    for _ in range(n):
+        c = Client(b)
+        c.connect()
+        c.send({"subscribe": {"channel": chan}, "id": 2})
+        r = c.reply(2)
+        assert r == {"id": 2, "subscribe": {}}, r
+        out.append(c)
+    return out
+
+
+def settle_proto(b, chan, clients):
+    """A subscription reaches the room's home through a cross-shard queue: publish probes by
+    name until every client has got one, then drain what is left."""
+    p = Client(b)
+    p.connect()
+    got = set()
+    deadline = time.monotonic() + 10
+    n = 100
+    while len(got) < len(clients) and time.monotonic() < deadline:
+        p.send({"publish": {"channel": chan, "data": PROBE}, "id": n})
+        n += 1
+        for i, c in enumerate(clients):
+            if i in got:
+                continue
+            try:
+                m = c.push(0.05)
+                if m.get("pub", {}).get("data") == PROBE:
+                    got.add(i)
+            except Exception:  # noqa: BLE001 - not there yet
+                pass
+    assert len(got) == len(clients), "settle: %d of %d" % (len(got), len(clients))
+    p.close()
+    time.sleep(0.2)
+    for c in clients:  # drop later probes
+        while True:
+            try:
+                m = c.next(0.1)
+            except Exception:  # noqa: BLE001
+                break
+            assert m == {} or m.get("push", {}).get("pub", {}).get("data") == PROBE, m
+
+
+def case_connect_anonymous(b):
+    c = Client(b)
+    r = c.connect(id_=7)
+    res = r["connect"]
+    cid = res["client"]
+    assert len(cid) == 36 and cid[14] == "4" and cid[19] in "89ab", cid
+    assert set(cid.replace("-", "")) <= UUID_HEX, cid
+    assert res["ping"] == 25 and res["pong"] is True, res
+    assert "expires" not in res, res
+    c.close()
+
+
+def case_first_command_must_be_connect(b):
+    c = Client(b)
+    c.send({"subscribe": {"channel": "x"}, "id": 1})
+    code, reason = c.expect_close()
+    assert code == 3501 and reason == b"bad request", (code, reason)
+    c.close()
+
+
+def case_bad_input_closes(b):
+    for what, frame in [("not JSON", "{nope"), ("unknown method", '{"frobnicate":{},"id":2}'),
+                        ("empty channel", '{"subscribe":{"channel":""},"id":2}')]:
+        c = Client(b)
+        c.connect()
+        c.ws.send_text(frame)
+        code, _ = c.expect_close()
+        assert code == 3501, (what, code)
+        c.close()
+    c = Client(b)
+    c.connect()
+    c.ws.send_binary(b'{"publish":{"channel":"a","data":1},"id":2}')
+    code, _ = c.expect_close()
+    assert code == 3501, ("binary", code)
+    c.close()
+
+
+def case_second_connect_closes(b):
+    c = Client(b)
+    c.connect()
+    c.send({"connect": {}, "id": 2})
+    assert c.expect_close()[0] == 3501
+    c.close()
+
+
+def case_batch_one_frame(b):
+    """connect and subscribe in one frame, as the SDK sends them: both replies, in order, in
+    one frame."""
+    c = Client(b)
+    c.send({"connect": {"name": "js"}, "id": 1}, {"subscribe": {"channel": "batch"}, "id": 2},
+           {"presence": {"channel": "batch"}, "id": 3})
+    r1, r2, r3 = c.reply(1), c.reply(2), c.reply(3)
+    assert "connect" in r1 and r2 == {"id": 2, "subscribe": {}}, (r1, r2)
+    assert r3 == {"id": 3, "error": {"code": 108, "message": "not available"}}, r3
+    assert len(c.frames) == 1, c.frames
+    c.close()
+
+
+def case_not_yet_served(b):
+    c = Client(b)
+    c.connect()
+    cmds = [{"presence": {"channel": "n"}, "id": 2}, {"presence_stats": {"channel": "n"}, "id": 3},
+            {"history": {"channel": "n"}, "id": 4}, {"refresh": {"token": "x"}, "id": 5},
+            {"sub_refresh": {"channel": "n", "token": "x"}, "id": 6},
+            {"rpc": {"method": "m", "data": {}}, "id": 7}]
+    c.send(*cmds)
+    for i in range(2, 8):
+        r = c.reply(i)
+        assert r["error"]["code"] == 108, r
+    # send is fire-and-forget: no reply, and the connection lives on.
+    c.send({"send": {"data": {"x": 1}}})
+    c.send({"unsubscribe": {"channel": "never"}, "id": 8})
+    assert c.reply(8) == {"id": 8, "unsubscribe": {}}
+    c.close()
+
+
+def case_publish_subscribe(b):
+    a, bb = subscribed(b, "chat", 2)
+    settle_proto(b, "chat", [a, bb])
+    a.send({"publish": {"channel": "chat", "data": {"text": "hello", "n": 1}}, "id": 3})
+    # The publisher gets its own publication too (Centrifugo semantics).
+    reply, push = a.reply_and_push(3)
+    assert reply == {"id": 3, "publish": {}}, reply
+    assert push == {"channel": "chat", "pub": {"data": {"text": "hello", "n": 1}}}, push
+    assert bb.push() == {"channel": "chat", "pub": {"data": {"text": "hello", "n": 1}}}
+    # Order per publisher.
+    for i in range(20):
+        bb.send({"publish": {"channel": "chat", "data": i}, "id": 10 + i})
+    seen = []
+    while len(seen) < 20:
+        p = a.push()
+        seen.append(p["pub"]["data"])
+    assert seen == list(range(20)), seen
+    # Unsubscribed: nothing more.
+    a.send({"unsubscribe": {"channel": "chat"}, "id": 50})
+    assert a.reply(50) == {"id": 50, "unsubscribe": {}}
+    bb.send({"publish": {"channel": "chat", "data": "after"}, "id": 51})
+    while True:
+        p = bb.push(skip_replies=True)
+        if p["pub"]["data"] == "after":
+            break
+    a.silence(0.5)
+    a.close()
+    bb.close()
+
+
+def case_subscribe_then_publish_same_frame(b):
+    """The subscribe reply comes before the pub push of the same frame's publish."""
+    c = Client(b)
+    c.connect()
+    c.send({"subscribe": {"channel": "same"}, "id": 2},
+           {"publish": {"channel": "same", "data": "x"}, "id": 3})
+    m = c.next()
+    assert m == {"id": 2, "subscribe": {}}, m
+    c.close()
+
+
+def case_already_subscribed(b):
+    c = Client(b)
+    c.connect()
+    c.send({"subscribe": {"channel": "twice"}, "id": 2},
+           {"subscribe": {"channel": "twice"}, "id": 3})
+    assert c.reply(2) == {"id": 2, "subscribe": {}}
+    r = c.reply(3)
+    assert r["error"]["code"] == 105, r
+    c.close()
+
+
+def case_raw_and_proto_one_namespace(b):
+    (p,) = subscribed(b, "lobby")
+    raw = RawWS(b.port, "/room/lobby")
+    # Wait until both the raw member and the subscriber are known to the room.
+    deadline = time.monotonic() + 10
+    while True:
+        raw.send_text('{"probe":1}')
+        try:
+            m = p.push(0.2)
+            if m["pub"]["data"] == {"probe": 1}:
+                break
+        except Exception:  # noqa: BLE001
+            if time.monotonic() > deadline:
+                raise
+    time.sleep(0.3)
+    while True:
+        try:
+            p.next(0.1)
+        except Exception:  # noqa: BLE001
+            break
+    # raw -> protocol: JSON text passes as JSON, anything else as a string.
+    raw.send_text('  {"a": [1, 2]}  ')
+    assert p.push() == {"channel": "lobby", "pub": {"data": {"a": [1, 2]}}}
+    raw.send_text("plain text")
+    assert p.push() == {"channel": "lobby", "pub": {"data": "plain text"}}
+    raw.send_binary(b"\x01\x02")
+    assert p.push()["pub"]["data"] == "\x01\x02"
+    # protocol -> raw: the JSON text of data, as a text frame.
+    p.send({"publish": {"channel": "lobby", "data": {"from": "sdk"}}, "id": 9})
+    reply, push = p.reply_and_push(9)
+    assert reply == {"id": 9, "publish": {}}, reply
+    assert push == {"channel": "lobby", "pub": {"data": {"from": "sdk"}}}, push
+    while True:
+        op, data = raw.recv_message(5)
+        if data not in (b'{"probe":1}',):
+            break
+    assert op == OP_TEXT and json.loads(data) == {"from": "sdk"}, (op, data)
+    raw.close()
+    p.close()
+
+
+def case_ping_pong(b):
+    """--ping-interval 1: `{}` arrives every second; answered, the connection outlives
+    --idle-timeout 3."""
+    c = Client(b)
+    r = c.connect()
+    assert r["connect"]["ping"] == 1 and r["connect"]["pong"] is True, r
+    t0 = time.monotonic()
+    pings = 0
+    while time.monotonic() - t0 < 5:
+        m = c.next(3)
+        assert m == {}, m
+        pings += 1
+        c.send({})
+    assert pings >= 3, pings
+    c.send({"unsubscribe": {"channel": "alive"}, "id": 2})
+    assert c.reply(2) == {"id": 2, "unsubscribe": {}}
+    c.close()
+
+
+def case_token_connect(b):
+    c = Client(b)
+    exp = int(time.time()) + 600
+    r = c.connect(token({"sub": "alice", "exp": exp, "info": {"name": "Alice"}}))
+    res = r["connect"]
+    assert res["expires"] is True and 590 <= res["ttl"] <= 600, res
+    c.close()
+    c = Client(b)
+    r = c.connect(token({"sub": "bob"}))
+    assert "expires" not in r["connect"], r
+    c.close()
+
+
+def case_token_bad(b):
+    for what, tok in [("wrong secret", token({"sub": "a"}, secret="other")),
+                      ("alg none", token({"sub": "a"}, alg="none")),
+                      ("garbage", "abc.def.ghi")]:
+        c = Client(b)
+        c.send({"connect": {"token": tok}, "id": 1})
+        code, reason = c.expect_close()
+        assert code == 3500 and reason == b"invalid token", (what, code, reason)
+        c.close()
+
+
+def case_token_expired(b):
+    c = Client(b)
+    c.send({"connect": {"token": token({"sub": "a", "exp": int(time.time()) - 10})}, "id": 1},
+           {"subscribe": {"channel": "dropped"}, "id": 2})
+    r = c.reply(1)
+    assert r == {"id": 1, "error": {"code": 109, "message": "token expired"}}, r
+    c.silence(0.3)  # the subscribe after a failed connect is dropped
+    c.send({"connect": {}, "id": 3})
+    assert c.expect_close()[0] == 3501
+    c.close()
+
+
+def case_anonymous_refused_with_secret(b):
+    c = Client(b)
+    c.send({"connect": {}, "id": 1})
+    assert c.expect_close()[0] == 3501
+    c.close()
+
+
+def case_private_channels(b):
+    c = Client(b)
+    c.connect(token({"sub": "alice"}))
+    c.send({"subscribe": {"channel": "$secret"}, "id": 2})
+    assert c.reply(2)["error"]["code"] == 103
+    st = token({"sub": "alice", "channel": "$secret", "exp": int(time.time()) + 100})
+    c.send({"subscribe": {"channel": "$secret", "token": st}, "id": 3})
+    r = c.reply(3)
+    assert r["subscribe"]["expires"] is True and r["subscribe"]["ttl"] <= 100, r
+    bad = token({"sub": "alice", "channel": "$secret"}, secret="nope")
+    c.send({"subscribe": {"channel": "$other", "token": bad}, "id": 4})
+    assert c.reply(4)["error"]["code"] == 103
+    c.send({"subscribe": {"channel": "dialog#bob,carol"}, "id": 5})
+    assert c.reply(5)["error"]["code"] == 103
+    c.send({"subscribe": {"channel": "dialog#alice,bob"}, "id": 6})
+    assert c.reply(6) == {"id": 6, "subscribe": {}}
+    # A token for another channel closes 3500 (§9).
+    wrong = token({"sub": "alice", "channel": "$elsewhere"})
+    c.send({"subscribe": {"channel": "$secret2", "token": wrong}, "id": 7})
+    assert c.expect_close()[0] == 3500
+    c.close()
+
+
+def main():
+    r = Runner()
+    with Broker("--shards", "2") as b:
+        for name, fn in [("connect_anonymous", case_connect_anonymous),
+                         ("first_command_must_be_connect", case_first_command_must_be_connect),
+                         ("bad_input_closes", case_bad_input_closes),
+                         ("second_connect_closes", case_second_connect_closes),
+                         ("batch_one_frame", case_batch_one_frame),
+                         ("not_yet_served", case_not_yet_served),
+                         ("publish_subscribe", case_publish_subscribe),
+                         ("subscribe_then_publish_same_frame",
+                          case_subscribe_then_publish_same_frame),
+                         ("already_subscribed", case_already_subscribed),
+                         ("raw_and_proto_one_namespace", case_raw_and_proto_one_namespace)]:
+            r.run(name, fn, b)
+    with Broker("--shards", "1", "--ping-interval", "1", "--idle-timeout", "3") as b:
+        r.run("ping_pong", case_ping_pong, b)
+    with Broker("--shards", "2", "--jwt-secret", SECRET) as b:
+        for name, fn in [("token_connect", case_token_connect), ("token_bad", case_token_bad),
+                         ("token_expired", case_token_expired),
+                         ("anonymous_refused_with_secret", case_anonymous_refused_with_secret),
+                         ("private_channels", case_private_channels)]:
+            r.run(name, fn, b)
+    r.finish()
+
+
+if __name__ == "__main__":
+    main()
