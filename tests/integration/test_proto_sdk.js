@@ -3,7 +3,8 @@
 // broker's protocol mode, WS /connection/websocket: two SDK clients connect anonymously,
 // subscribe to one channel, publish, and each receives the other's publications and its own, in
 // order per publisher; a raw /room/<name> member of the same room receives the SDK's data as
-// JSON text and the SDK clients receive the raw member's JSON; disconnect() closes cleanly.
+// JSON text and the SDK clients receive the raw member's JSON; disconnect() closes cleanly; the
+// SDK answers the application-level ping and stays connected.
 // Plain CommonJS; works on Node 18 and 20. Prints one ok/FAIL line per case and
 // "N passed, N failed".
 'use strict';
@@ -159,6 +160,21 @@ async function casePublishSubscribe(b) {
   await closeAll([raw]);
 }
 
+// --ping-interval 1 and --idle-timeout 2: the SDK learns the interval from the connect reply,
+// answers each `{}` with `{}`, and so outlives the idle timeout several times over without a
+// reconnect; a publication still gets through afterwards.
+async function casePingPong(b) {
+  const c = await sdkClient(b, 'sdk-ping');
+  let reconnects = 0;
+  c.on('connecting', () => reconnects++);
+  await new Promise((r) => setTimeout(r, 5000));
+  assert(reconnects === 0, reconnects + ' reconnects');
+  assert(c.state === 'connected', 'state ' + c.state);
+  await c.sub.publish({ still: 'here' });
+  await until(() => c.pubs.some((d) => d.still === 'here'), 5000, 'publication after pings');
+  c.disconnect();
+}
+
 async function caseBrokerExit(b) {
   const e = await stopBroker(b);
   assert(e.code === 0, 'broker exit ' + JSON.stringify(e) + '; stderr: ' + b.stderr.slice(-500));
@@ -177,6 +193,18 @@ async function main() {
     await r.run('SDK: two clients and a raw member on one channel', casePublishSubscribe, b);
     await r.run('broker exits 0 on SIGTERM', caseBrokerExit, b);
     if (!b.exited) b.proc.kill('SIGKILL');
+  }
+  let p = null;
+  try {
+    p = await startBroker(['--shards', '1', '--ping-interval', '1', '--idle-timeout', '2']);
+  } catch (e) {
+    console.log('FAIL start the broker: ' + e.message);
+    r.failed++;
+  }
+  if (p) {
+    await r.run('SDK answers the {} ping and stays connected', casePingPong, p);
+    await r.run('broker exits 0 on SIGTERM (pings)', caseBrokerExit, p);
+    if (!p.exited) p.proc.kill('SIGKILL');
   }
   r.finish();
 }
