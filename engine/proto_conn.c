@@ -29,6 +29,10 @@ enum {
     PROTO_CLOSE_BAD_REQUEST = 3501,
 };
 
+/* Channels one connection may hold at once: Centrifugo's default client_channel_limit, which
+ * also keeps the linear search of a session's subscriptions short. More: error 106. */
+#define PROTO_MAX_SUBS 128
+
 /* One subscribed channel: a room membership, and the channel's name to find it by. */
 struct proto_sub {
     struct sub sub;
@@ -279,6 +283,8 @@ static bool cmd_subscribe(struct frame_ctx *f, const struct proto_cmd *cmd)
     /* A connection holds at most one subscription per room (room.h). */
     if (find_sub(ps, cmd->channel))
         return reply_error(f, cmd->id, 105);
+    if (ps->nr_subs == PROTO_MAX_SUBS)
+        return reply_error(f, cmd->id, 106);
     if (ps->nr_subs == ps->subs_cap) {
         uint32_t cap = ps->subs_cap ? ps->subs_cap * 2 : 4;
         struct proto_sub **n = realloc(ps->subs, cap * sizeof(*n));

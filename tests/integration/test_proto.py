@@ -287,6 +287,23 @@ def case_already_subscribed(b):
     c.close()
 
 
+def case_channel_limit(b):
+    """128 channels per connection, as Centrifugo's default; the next gets 106; one freed
+    makes room again."""
+    c = Client(b)
+    c.connect()
+    c.send(*({"subscribe": {"channel": "lim-%d" % i}, "id": 10 + i} for i in range(129)))
+    for i in range(128):
+        assert c.reply(10 + i) == {"id": 10 + i, "subscribe": {}}
+    r = c.reply(138)
+    assert r["error"]["code"] == 106, r
+    c.send({"unsubscribe": {"channel": "lim-0"}, "id": 200},
+           {"subscribe": {"channel": "lim-x"}, "id": 201})
+    assert c.reply(200) == {"id": 200, "unsubscribe": {}}
+    assert c.reply(201) == {"id": 201, "subscribe": {}}
+    c.close()
+
+
 def case_raw_and_proto_one_namespace(b):
     (p,) = subscribed(b, "lobby")
     raw = RawWS(b.port, "/room/lobby")
@@ -426,6 +443,7 @@ def main():
                          ("subscribe_then_publish_same_frame",
                           case_subscribe_then_publish_same_frame),
                          ("already_subscribed", case_already_subscribed),
+                         ("channel_limit", case_channel_limit),
                          ("raw_and_proto_one_namespace", case_raw_and_proto_one_namespace)]:
             r.run(name, fn, b)
     with Broker("--shards", "1", "--ping-interval", "1", "--idle-timeout", "3") as b:
