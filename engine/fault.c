@@ -12,6 +12,7 @@
 static const char *const names[FAULT_NR] = {
     [FAULT_HTTP_ANSWER] = "http_answer",
     [FAULT_ROOM_NOTE] = "room_note",
+    [FAULT_PROTO_PUSH] = "proto_push",
 };
 
 static enum fault_point armed;

@@ -18,6 +18,7 @@ enum fault_point {
     FAULT_NONE = 0,
     FAULT_HTTP_ANSWER, /* the memory of an HTTP answer (http.c) */
     FAULT_ROOM_NOTE,   /* a room's JOIN or LEAVE note to its home (room.c) */
+    FAULT_PROTO_PUSH,  /* the pub push built for a fan-out's protocol members (room.c) */
     FAULT_NR,
 };
 

@@ -260,7 +260,7 @@ static void deliver_local(struct shard *s, struct room *r, struct msg *m)
             continue;
         if (sub->flags & SUB_PROTO) {
             if (!pm && !pm_failed) {
-                pm = proto_pub_frame(m);
+                pm = FAULT(FAULT_PROTO_PUSH) ? NULL : proto_pub_frame(m);
                 if (pm)
                     msg_ref_n(pm, refs);
                 else
