@@ -299,7 +299,9 @@ static struct spare_buf *spare_pop(void)
 /* Frees a spare buffer, its whole pages given back to the system first (they hold zeros). */
 static void spare_drop(struct spare_buf *b)
 {
-    static uintptr_t page;
+    /* Per thread, like the spare list itself: every shard thread drops its own spares, and a
+     * static shared by all of them would be a data race (benign, but a race). */
+    static _Thread_local uintptr_t page;
     uintptr_t lo, hi;
 
     if (!page)
