@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
 # SPDX-License-Identifier: MIT
 # Installs what is missing, builds and runs the whole test suite three times over:
-#   release (everything, the 50,000-connection stress test included),
+#   release (everything, the 50,000-connection stress test and the 2-minute soak included),
 #   asan    (ASan+UBSan, -Werror: unit, integration, fuzz replay),
-#   tsan    (ThreadSanitizer: the cross-shard stress test).
+#   tsan    (ThreadSanitizer: the cross-shard stress test, and the rooms, drain, TLS and
+#            slow-consumer integration tests against the multi-shard broker).
 # Exits non-zero if any run fails. TESTS_PRESETS="release" limits the runs.
 set -euo pipefail
 cd "$(dirname "$0")/.."
