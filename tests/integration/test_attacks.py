@@ -301,6 +301,12 @@ def case_slowloris_half_open():
 # A stalled reader
 
 
+def sanitized(pid):
+    """True when process <pid> runs with AddressSanitizer or ThreadSanitizer."""
+    with open("/proc/%d/maps" % pid) as f:
+        return any("libasan" in line or "libtsan" in line for line in f)
+
+
 def case_stalled_reader():
     msg_len = 4096
     with Broker("--shards", "2", "--send-queue", str(SEND_QUEUE)) as b:
@@ -357,7 +363,12 @@ def case_stalled_reader():
         assert seqs == list(range(len(seqs))), "the stalled reader's messages are not a " \
             "prefix of what was published"
         # Its queue (256 KiB), the messages shared with the good member and allocator slack:
-        # a few MiB at most, against the 16 MiB published.
+        # a few MiB at most, against the 16 MiB published. A sanitizer build holds freed
+        # memory in its quarantine and adds shadow memory, so its RSS says nothing of the
+        # broker's own: the bound is checked on the plain build (the release preset runs it).
+        if sanitized(b.proc.pid):
+            print("   RSS bound not checked: a sanitizer build", flush=True)
+            return
         assert peak - base < 4 << 20, "broker RSS grew by %.1f MiB with a %d KiB send queue" % (
             (peak - base) / 2**20, SEND_QUEUE >> 10)
 
