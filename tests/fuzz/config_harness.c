@@ -2,6 +2,8 @@
 /* See config_harness.h: files from memory and the contract checks for the config targets. */
 #include "config_harness.h"
 
+#include "fuzz_check.h"
+
 #include <arpa/inet.h>
 #include <errno.h>
 #include <math.h>
@@ -9,14 +11,6 @@
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
-
-#define CHECK(cond)                                                                                \
-    do {                                                                                           \
-        if (!(cond)) {                                                                             \
-            fprintf(stderr, "%s:%d: check failed: %s\n", __FILE__, __LINE__, #cond);               \
-            abort();                                                                               \
-        }                                                                                          \
-    } while (0)
 
 /* The limits config.c documents in its --help text. */
 #define SECS_MAX           2147483u

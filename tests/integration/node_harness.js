@@ -24,6 +24,12 @@ try {
 const SRC = process.env.RINGCAST_SOURCE_DIR || path.join(__dirname, '..', '..');
 const BIN = process.env.RINGCAST_BIN || path.join(SRC, 'build', 'ringcast');
 
+// A test case: the broker drains on SIGTERM and exits 0.
+async function caseBrokerExit(b) {
+  const e = await stopBroker(b);
+  assert(e.code === 0, 'broker exit ' + JSON.stringify(e) + '; stderr: ' + b.stderr.slice(-500));
+}
+
 // ------------------------------------------------------------------------------------------
 // Small things
 
@@ -244,7 +250,7 @@ function runMain(main) {
 module.exports = {
   SRC, BIN, WebSocket,
   withTimeout, sendAsync, assert,
-  startBroker, stopBroker,
+  startBroker, stopBroker, caseBrokerExit,
   connect, closeAll,
   PROBE, settle, nextReal,
   Runner, runMain,

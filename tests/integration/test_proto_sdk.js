@@ -10,7 +10,8 @@
 'use strict';
 
 const {
-  WebSocket, withTimeout, sendAsync, assert, startBroker, stopBroker, connect, closeAll, Runner,
+  WebSocket, withTimeout, sendAsync, assert, startBroker, stopBroker, caseBrokerExit, connect,
+  closeAll, Runner,
   runMain,
 } = require('./node_harness');
 
@@ -173,11 +174,6 @@ async function casePingPong(b) {
   await c.sub.publish({ still: 'here' });
   await until(() => c.pubs.some((d) => d.still === 'here'), 5000, 'publication after pings');
   c.disconnect();
-}
-
-async function caseBrokerExit(b) {
-  const e = await stopBroker(b);
-  assert(e.code === 0, 'broker exit ' + JSON.stringify(e) + '; stderr: ' + b.stderr.slice(-500));
 }
 
 async function main() {

@@ -8,7 +8,8 @@
 
 const crypto = require('crypto');
 const {
-  withTimeout, sendAsync, assert, startBroker, stopBroker, connect, closeAll, settle, nextReal,
+  withTimeout, sendAsync, assert, startBroker, stopBroker, caseBrokerExit, connect, closeAll,
+  settle, nextReal,
   Runner, runMain,
 } = require('./node_harness');
 
@@ -143,11 +144,6 @@ async function caseTooBig(b) {
   ws.send(Buffer.alloc(65537), { binary: true });
   const c = await withTimeout(ws.closed, 5000, 'close after an oversized message');
   assert(c.code === 1009, 'close code ' + c.code + ', want 1009');
-}
-
-async function caseBrokerExit(b) {
-  const e = await stopBroker(b);
-  assert(e.code === 0, 'broker exit ' + JSON.stringify(e) + '; stderr: ' + b.stderr.slice(-500));
 }
 
 // ------------------------------------------------------------------------------------------
