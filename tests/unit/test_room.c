@@ -68,6 +68,7 @@ static uint64_t room_test_hash(const void *p, size_t len, uint64_t seed)
 #define MAX_CONNS  64
 
 static struct engine g_eng;
+static struct config g_cfg; /* history off unless a test turns it on */
 static struct shard g_shards[MAX_SHARDS];
 /* Every shard's slot table (take_answer looks the asker up there): slot k is g_conns[k]. */
 static struct conn g_conns[MAX_CONNS];
@@ -255,6 +256,8 @@ static void on_answer(struct shard *s, struct conn *c, const struct room_ask *a)
 static void reset_world(unsigned nr_shards)
 {
     memset(&g_eng, 0, sizeof(g_eng));
+    memset(&g_cfg, 0, sizeof(g_cfg));
+    g_eng.cfg = &g_cfg;
     memset(g_shards, 0, sizeof(g_shards));
     memset(g_conns, 0, sizeof(g_conns));
     memset(g_conn_shard, 0, sizeof(g_conn_shard));
@@ -962,9 +965,10 @@ static void reference_counts_end_at_zero(void **state)
     check_no_rooms();
 }
 
-/* Protocol subscribers (SUB_PROTO) get the message as one pub push, built once per fan-out on a
- * shard and shared; raw members get the raw frame; the publisher's own protocol subscription is
- * not skipped when the publish has no origin; every reference comes back. */
+/* Protocol subscribers (SUB_PROTO) get the message as one pub push with the room's offset,
+ * built once by the home and shared (the raw msg holds one reference to it); raw members get the
+ * raw frame; the publisher's own protocol subscription is not skipped when the publish has no
+ * origin; every reference comes back. */
 static void proto_members_get_one_shared_push(void **state)
 {
     (void)state;
@@ -991,14 +995,16 @@ static void proto_members_get_one_shared_push(void **state)
             assert_string_equal(g_dl[i].text, "{\"n\":1}");
             raw = g_dl[i].m;
         } else {
-            assert_string_equal(g_dl[i].text,
-                                "{\"push\":{\"channel\":\"mix\",\"pub\":{\"data\":{\"n\":1}}}}");
+            assert_string_equal(
+                g_dl[i].text,
+                "{\"push\":{\"channel\":\"mix\",\"pub\":{\"data\":{\"n\":1},\"offset\":1}}}");
             assert_true(push == NULL || push == g_dl[i].m); /* one push msg, shared */
             push = g_dl[i].m;
         }
     }
     assert_int_equal(atomic_load(&raw->refs), 1);
-    assert_int_equal(atomic_load(&push->refs), 2);
+    assert_ptr_equal(raw->pub, push);
+    assert_int_equal(atomic_load(&push->refs), 3);
     release_deliveries();
 
     /* By name (the protocol publish): nobody is skipped; plain text becomes a JSON string. */
@@ -1009,8 +1015,9 @@ static void proto_members_get_one_shared_push(void **state)
     assert_int_equal(nr_delivered_to(pa), 1);
     for (size_t i = 0; i < g_nr_dl; i++)
         if (g_dl[i].c == pa)
-            assert_string_equal(g_dl[i].text,
-                                "{\"push\":{\"channel\":\"mix\",\"pub\":{\"data\":\"hi\"}}}");
+            assert_string_equal(
+                g_dl[i].text,
+                "{\"push\":{\"channel\":\"mix\",\"pub\":{\"data\":\"hi\",\"offset\":2}}}");
     release_deliveries();
     g_keep_refs = false;
 
