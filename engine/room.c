@@ -642,7 +642,8 @@ static void presence_finish(struct room_ask *a)
         v[n] = a->_users.p + o;
         o += strlen(v[n]) + 1;
     }
-    qsort(v, n, sizeof(*v), cmp_str);
+    if (n)
+        qsort(v, n, sizeof(*v), cmp_str);
     for (size_t i = 0; i < n; i++)
         users += i == 0 || strcmp(v[i], v[i - 1]) != 0;
     free(v);
