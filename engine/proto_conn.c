@@ -77,6 +77,9 @@ struct proto_session {
 _Static_assert(sizeof(struct proto_session *) <= WS_APP_PRIV,
                "the session pointer must fit conn_priv");
 
+/* The user of every anonymous session. */
+static char anonymous[] = "";
+
 static struct proto_session **session_slot(struct conn *c)
 {
     return ws_app_priv(c);
@@ -173,7 +176,8 @@ static void session_destroy(struct shard *s, struct proto_session *ps)
     while (ps->nr_subs)
         drop_sub(s, ps, ps->nr_subs - 1);
     free(ps->subs);
-    free(ps->user);
+    if (ps->user != anonymous)
+        free(ps->user);
     free(ps->conn_info);
     free(ps);
 }
@@ -497,7 +501,8 @@ static bool cmd_connect(struct frame_ctx *f, const struct proto_cmd *cmd)
         close_with(f, PROTO_CLOSE_BAD_REQUEST);
         return false;
     }
-    ps->user = strdup(user);
+    /* Most connections of an anonymous chat have no user: no copy for them. */
+    ps->user = *user ? strdup(user) : anonymous;
     if (claims && claims->info.len) {
         ps->conn_info = malloc(claims->info.len);
         if (ps->conn_info) {
