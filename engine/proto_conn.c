@@ -269,7 +269,10 @@ static uint32_t deadline_of(const struct shard *s, int64_t exp, int64_t now)
 {
     if (!exp)
         return 0;
-    return s->now + ttl_of(exp, now) + PROTO_EXPIRED_GRACE_S;
+    uint32_t ttl = ttl_of(exp, now);
+    if (ttl > UINT32_MAX - PROTO_EXPIRED_GRACE_S - s->now)
+        return 0; /* beyond the shard clock's range: as good as never */
+    return s->now + ttl + PROTO_EXPIRED_GRACE_S;
 }
 
 static bool key_of(const struct config *cfg, struct jwt_key *key)
