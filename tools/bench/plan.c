@@ -611,7 +611,9 @@ uint32_t plan_receivers(const struct bench_opts *o, uint32_t g)
 {
     switch (o->scenario) {
     case SC_CHAT:
+        return plan_room_members(o, plan_room_of(o, g)) - (o->proto->self_delivery ? 0 : 1);
     case SC_FANOUT:
+        /* The publisher's own copies are its window, never deliveries (client.c). */
         return plan_room_members(o, plan_room_of(o, g)) - 1;
     case SC_ECHO:
         return 1;
@@ -679,7 +681,7 @@ int64_t plan_seq_slot(const struct bench_opts *o, uint32_t g, uint32_t pub)
         return -1;
     switch (o->scenario) {
     case SC_CHAT:
-        if (pub == g || plan_room_of(o, pub) != plan_room_of(o, g))
+        if ((pub == g && !o->proto->self_delivery) || plan_room_of(o, pub) != plan_room_of(o, g))
             return -1;
         return pub - plan_room_first(o, plan_room_of(o, g));
     case SC_FANOUT:

@@ -48,10 +48,10 @@ static int raw_path(const struct bench_opts *o, uint32_t g, char *out, size_t ca
 }
 
 static size_t raw_hello(const struct bench_opts *o, uint32_t g, uint8_t *out, size_t cap,
-                        bool *joined)
+                        uint32_t *joins)
 {
     (void)o, (void)g, (void)out, (void)cap;
-    *joined = true;
+    *joins = 0;
     return 0;
 }
 
@@ -146,9 +146,11 @@ const struct proto_ops proto_raw = {
     .name = "raw",
     .rx_need = HEAD_LEN,
     .min_payload = MIN_LEN,
+    .self_delivery = false,
     .path = raw_path,
     .hello = raw_hello,
     .publish = raw_publish,
+    .split = NULL,
     .rx = raw_rx,
     .reply = NULL,
 };
