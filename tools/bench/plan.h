@@ -68,6 +68,8 @@ struct bench_opts {
     bool binary;
     bool stamp_schedule; /* payload time is the scheduled send time, not the actual one */
     bool quiet;
+    bool personal;    /* centrifugo: also subscribe each client to a channel of its own */
+    char token[512];  /* centrifugo: connection token (JWT) sent in connect; "" = anonymous */
     uint32_t poll_us; /* after a turn that completed something, poll this long before blocking */
     char plot[512];
 };

@@ -102,6 +102,12 @@ extern const struct proto_ops proto_raw;
 /* Socket.IO v5 over Engine.IO v4, WebSocket transport only (proto_socketio.c). */
 extern const struct proto_ops proto_socketio;
 
+/*
+ * The Centrifugo client protocol v2 in JSON, for ringcast's protocol mode and Centrifugo
+ * (proto_centrifugo.c).
+ */
+extern const struct proto_ops proto_centrifugo;
+
 /* Looks up an adapter by name; NULL when unknown. */
 const struct proto_ops *proto_find(const char *name);
 
@@ -131,5 +137,11 @@ size_t proto__raw_encode(const struct bench_msg *m, uint8_t *out, size_t len);
  * into *<m>. Returns false when it is not one (too short, wrong prefix, not hex).
  */
 bool proto__raw_decode(const uint8_t *p, size_t have, size_t total, struct bench_msg *m);
+
+/*
+ * Smallest --payload of a centrifugo run of <o>: the publish command around the channel with
+ * the longest name in the run and the smallest JSON-clean payload object. Cannot fail.
+ */
+size_t proto__centrifugo_min_payload(const struct bench_opts *o);
 
 #endif

@@ -157,7 +157,7 @@ const struct proto_ops proto_raw = {
 
 const struct proto_ops *proto_find(const char *name)
 {
-    static const struct proto_ops *const all[] = {&proto_raw, &proto_socketio};
+    static const struct proto_ops *const all[] = {&proto_raw, &proto_socketio, &proto_centrifugo};
     for (size_t i = 0; i < sizeof(all) / sizeof(all[0]); i++)
         if (strcmp(name, all[i]->name) == 0)
             return all[i];
