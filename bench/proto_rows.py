@@ -26,7 +26,7 @@ SCENARIOS = [
     ("hold", "HOLD-15k: idle, 1 subscription each"),
     ("chat-2000", "CHAT-10k at 2,000 publishes/s"),
     ("chat-10000", "CHAT-10k at 10,000 publishes/s"),
-    ("million", "MILLION/10: 100k connections, 2 subscriptions each, groups of 10"),
+    ("million", "MILLION/10: 2 subscriptions each, groups of 10"),
 ]
 NA = "n/a"
 

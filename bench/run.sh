@@ -251,8 +251,15 @@ server_cmd() {
     node-ws) echo "node $ROOT/bench/peers/ws-server.js 0" ;;
     socketio) echo "node $ROOT/bench/peers/socketio-server.js 0" ;;
     py-websockets) echo "$PY $ROOT/bench/peers/py-websockets-server.py 0" ;;
-    # ringcast again, driven in protocol mode (ringcast-bench --protocol centrifugo).
-    ringcast-proto) echo "$RINGCAST --listen 127.0.0.1:0 --shards 1" ;;
+    # ringcast again, driven in protocol mode (ringcast-bench --protocol centrifugo). For
+    # MILLION/10, --max-conns as in MAX-CONN: one shard when the open-file limit allows that
+    # many direct descriptors per ring (bench/proto.sh raises it), more otherwise.
+    ringcast-proto)
+        if [ "$2" = million ]; then
+            echo "$RINGCAST --listen 127.0.0.1:0 --shards 1 --max-conns $((MILLION_CONNS + 1000))"
+        else
+            echo "$RINGCAST --listen 127.0.0.1:0 --shards 1"
+        fi ;;
     centrifugo)
         [ -n "$CENTRIFUGO" ] || return 1
         echo "env CENTRIFUGO_HTTP_SERVER_PORT=$CF_PORT $CENTRIFUGO --config $ROOT/bench/peers/centrifugo/config.json" ;;
