@@ -21,9 +21,12 @@ import shutil
 import subprocess
 import sys
 
-SERVER_ORDER = ["ringcast", "ringcast-nooffload", "bun", "node-ws", "socketio", "py-websockets"]
+SERVER_ORDER = ["ringcast", "ringcast-proto", "ringcast-nooffload", "bun", "node-ws", "socketio",
+                "py-websockets", "centrifugo"]
 SERVER_LABEL = {
     "ringcast": "ringcast (C, io_uring)",
+    "ringcast-proto": "ringcast, protocol mode (Centrifugo JSON)",
+    "centrifugo": "Centrifugo (Go)",
     "bun": "Bun (uWebSockets pub/sub)",
     "node-ws": "Node.js + ws",
     "socketio": "Socket.IO (Node.js)",

@@ -7,9 +7,10 @@
 #   bench/run.sh [--quick] [--only SERVERS] [--scenarios LIST] [options]
 #
 #   --quick             small counts and short runs: a smoke run of the whole suite
-#   --only SERVERS      comma-separated: ringcast,bun,node-ws,socketio,py-websockets
-#                       (default ringcast,bun,node-ws,socketio)
-#   --scenarios LIST    comma-separated: hold,chat,fanout,maxconn,wss (default all five)
+#   --only SERVERS      comma-separated: ringcast,bun,node-ws,socketio,py-websockets,
+#                       ringcast-proto,centrifugo (default ringcast,bun,node-ws,socketio)
+#   --scenarios LIST    comma-separated: hold,chat,fanout,maxconn,wss (default all five), and
+#                       million (protocol servers only; not in the default)
 #   --tls-servers LIST  servers of the wss scenarios: ringcast,ringcast-nooffload,bun
 #                       (default all three)
 #   --chat-rates LIST   publishes/s of the CHAT runs (default 2000,10000,30000)
@@ -41,7 +42,7 @@ quiet_wait=""
 render=1
 argv_text="bench/run.sh${*:+ $*}"
 
-usage() { sed -n '3,25p' "$0" | sed 's/^# \{0,1\}//'; }
+usage() { sed -n '3,27p' "$0" | sed 's/^# \{0,1\}//'; }
 while [ $# -gt 0 ]; do
     case $1 in
     --quick) quick=1 ;;
@@ -71,13 +72,18 @@ if [ $quick = 1 ]; then
     FANOUT_CONNS=1000 FANOUT_S=3
     MAX_TARGET=25000 MAX_RATE=5000 MAX_S=20
     WSS_HOLD_CONNS=2000 WSS_FULL_CONNS=200 WSS_CHAT_CONNS=2000 WSS_CHAT_RATE=2000
+    MILLION_CONNS=10000 MILLION_RATE=500 MILLION_S=3 MILLION_WARMUP=1
 else
     HOLD_CONNS=15000 HOLD_S=10
     CHAT_CONNS=10000 CHAT_S=10 CHAT_WARMUP=2
     FANOUT_CONNS=5000 FANOUT_S=10
     MAX_TARGET=100000 MAX_RATE=5000 MAX_S=60
     WSS_HOLD_CONNS=10000 WSS_FULL_CONNS=1000 WSS_CHAT_CONNS=10000 WSS_CHAT_RATE=10000
+    # Centrifugo's million-connection test scaled down: two subscriptions per connection (a
+    # group of 10 and a personal channel), publishes into the groups, 10 deliveries each.
+    MILLION_CONNS=100000 MILLION_RATE=5000 MILLION_S=20 MILLION_WARMUP=2
 fi
+MILLION_GROUP=10
 # Full TLS handshakes in flight at once: the tool's own handshake costs it more CPU than the
 # servers', so more in flight would only make every one of them wait longer.
 WSS_FULL_WINDOW=64
@@ -130,6 +136,7 @@ if [ $install = 1 ]; then
     command -v npm >/dev/null 2>&1 || extra+=(npm)
     case ,$servers, in *,py-websockets,*) extra+=(python3 python3-websockets) ;; esac
     apt_missing "${extra[@]}"
+    # Centrifugo is built by hand (bench/peers/centrifugo/build.sh: Go and its module proxy).
     if [ ! -d bench/peers/node_modules/ws ] || [ ! -d bench/peers/node_modules/socket.io ] ||
         ! bun_bin >/dev/null; then
         log "npm ci in bench/peers"
@@ -139,8 +146,9 @@ if [ $install = 1 ]; then
     cmake --build "$build_dir" --target ringcast ringcast-bench
 fi
 
-RINGCAST=$ROOT/$build_dir/ringcast
-BENCH=$ROOT/$build_dir/ringcast-bench
+case $build_dir in /*) build_abs=$build_dir ;; *) build_abs=$ROOT/$build_dir ;; esac
+RINGCAST=$build_abs/ringcast
+BENCH=$build_abs/ringcast-bench
 [ -x "$RINGCAST" ] || die "$build_dir/ringcast is missing (run without --no-install)"
 [ -x "$BENCH" ] || die "$build_dir/ringcast-bench is missing: the load tool did not build"
 "$BENCH" --help >/dev/null 2>&1 || die "$build_dir/ringcast-bench --help failed"
@@ -163,6 +171,9 @@ log "raw results in ${out#"$ROOT"/}"
 
 BUN=$(bun_bin || true)
 PY=/usr/bin/python3
+CENTRIFUGO=$ROOT/bench/peers/centrifugo/bin/centrifugo
+[ -x "$CENTRIFUGO" ] || CENTRIFUGO=""
+CF_PORT=0
 {
     echo "command=$argv_text"
     echo "mode=$([ $quick = 1 ] && echo quick || echo full)"
@@ -183,6 +194,7 @@ PY=/usr/bin/python3
     echo "socketio=$(node -p 'require(require.resolve("socket.io/package.json", {paths: ["./bench/peers", "./tests/integration"]})).version' 2>/dev/null || true)"
     echo "py_websockets=$("$PY" -c 'import websockets; print(websockets.__version__)' 2>/dev/null || true)"
     echo "python=$("$PY" --version 2>&1 | cut -d' ' -f2)"
+    echo "centrifugo=${CENTRIFUGO:+$("$CENTRIFUGO" version 2>/dev/null)}"
     echo "perf=$(perf --version 2>/dev/null || true)"
     echo "syscalls=$syscalls"
     echo "server_cpu=$SERVER_CPU"
@@ -239,18 +251,52 @@ server_cmd() {
     node-ws) echo "node $ROOT/bench/peers/ws-server.js 0" ;;
     socketio) echo "node $ROOT/bench/peers/socketio-server.js 0" ;;
     py-websockets) echo "$PY $ROOT/bench/peers/py-websockets-server.py 0" ;;
+    # ringcast again, driven in protocol mode (ringcast-bench --protocol centrifugo). For
+    # MILLION/10, --max-conns as in MAX-CONN: one shard when the open-file limit allows that
+    # many direct descriptors per ring (bench/proto.sh raises it), more otherwise.
+    ringcast-proto)
+        if [ "$2" = million ]; then
+            echo "$RINGCAST --listen 127.0.0.1:0 --shards 1 --max-conns $((MILLION_CONNS + 1000))"
+        else
+            echo "$RINGCAST --listen 127.0.0.1:0 --shards 1"
+        fi ;;
+    centrifugo)
+        [ -n "$CENTRIFUGO" ] || return 1
+        echo "env CENTRIFUGO_HTTP_SERVER_PORT=$CF_PORT $CENTRIFUGO --config $ROOT/bench/peers/centrifugo/config.json" ;;
     *) return 1 ;;
     esac
+}
+
+# The servers that speak Centrifugo's client protocol on /connection/websocket.
+is_proto() { case $1 in ringcast-proto | centrifugo) return 0 ;; esac; return 1; }
+
+# A free port on 127.0.0.1, for a server that cannot pick its own and say which (Centrifugo).
+free_port() {
+    "$PY" -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
 }
 
 # start_server SERVER SCENARIO LOG: sets SRV_PID and SRV_PORT.
 start_server() {
     local cmd
+    [ "$1" = centrifugo ] && CF_PORT=$(free_port)
     cmd=$(server_cmd "$1" "$2") || die "unknown or missing server '$1'"
     # shellcheck disable=SC2086  # the command is split on purpose; no path has a space
     taskset -c $SERVER_CPU $cmd >"$3" 2>&1 </dev/null &
     SRV_PID=$!
     local i scheme=ws
+    if [ "$1" = centrifugo ]; then
+        # Centrifugo logs errors only (its config), so its health endpoint says it is up.
+        for i in $(seq 100); do
+            if curl -sf --max-time 1 "http://127.0.0.1:$CF_PORT/health" >/dev/null 2>&1; then
+                SRV_PORT=$CF_PORT
+                return 0
+            fi
+            kill -0 "$SRV_PID" 2>/dev/null || break
+            sleep 0.1
+        done
+        cat "$3" >&2
+        die "$1 did not start"
+    fi
     case $2 in wss-*) scheme=wss ;; esac
     for i in $(seq 100); do
         SRV_PORT=$(sed -n "s|.*listening on $scheme://127\.0\.0\.1:\([0-9][0-9]*\).*|\1|p" "$3" | head -1)
@@ -321,20 +367,26 @@ run_one() {
         [ "$bench_scen" = full ] && bench_scen=hold ;;
     esac
     local proto=()
-    if [ "$server" = socketio ]; then
+    if is_proto "$server"; then
+        # Centrifugo's client protocol (tools/bench/proto_centrifugo.c): the rooms are channels
+        # of the same names (hold-K, chat-K, fanout).
+        url_path=/connection/websocket
+        proto=(--protocol centrifugo)
+    elif [ "$server" = socketio ]; then
         # Socket.IO's own path, the room in the query (tools/bench/proto_socketio.c); the
         # rooms are the same as the others' (hold-K, chat-K, fanout).
         url_path=/socket.io/
         proto=(--protocol socketio)
     fi
     [ "$scen" = maxconn ] && bench_scen=ramp
+    [ "$scen" = million ] && bench_scen=chat
     local args=("$bench_scen" --url "$scheme://127.0.0.1:$SRV_PORT$url_path" "${proto[@]}" "$@" --pid "$SRV_PID" --json --quiet)
     {
         echo "server: taskset -c $SERVER_CPU $(server_cmd "$server" "$scen" | sed "s|$ROOT/||g")"
         echo "load: taskset -c $LOAD_CPU $build_dir/ringcast-bench ${args[*]}" |
             sed -e "s|127\.0\.0\.1:$SRV_PORT|127.0.0.1:PORT|" -e "s|--pid $SRV_PID|--pid SERVER_PID|"
     } >"$base.cmd"
-    if [ "$server" = ringcast ] && [ $scheme = ws ]; then
+    if [ "${server%-proto}" = ringcast ] && [ $scheme = ws ]; then
         curl -s --max-time 5 "http://127.0.0.1:$SRV_PORT/stats" >"$base.stats0" || true
     fi
     PERF_PID=""
@@ -357,7 +409,7 @@ run_one() {
         wait "$PERF_PID" 2>/dev/null || true
         PERF_PID=""
     fi
-    if [ "$server" = ringcast ] && [ $scheme = ws ]; then
+    if [ "${server%-proto}" = ringcast ] && [ $scheme = ws ]; then
         curl -s --max-time 5 "http://127.0.0.1:$SRV_PORT/stats" >"$base.stats1" || true
     fi
     {
@@ -385,6 +437,9 @@ IFS=, read -r -a server_list <<<"$servers"
 IFS=, read -r -a tls_list <<<"$tls_servers"
 IFS=, read -r -a rate_list <<<"$chat_rates"
 for server in "${server_list[@]}"; do
+    if [ "$server" = centrifugo ] && [ -z "$CENTRIFUGO" ]; then
+        die "bench/peers/centrifugo/bin/centrifugo is missing: run bench/peers/centrifugo/build.sh (Go and the Go module proxy)"
+    fi
     server_cmd "$server" hold >/dev/null || die "unknown or missing server '$server'"
 done
 if has "$scenarios" wss; then
@@ -414,6 +469,12 @@ for server in "${server_list[@]}"; do
     if has "$scenarios" maxconn; then
         BENCH_LIMIT_S=$((MAX_S + 90)) run_one "$server" maxconn maxconn \
             --connections $MAX_TARGET --room-size $ROOM_SIZE --rate $MAX_RATE --duration $MAX_S
+    fi
+    # A raw connection joins one room: the two-subscription scenario is for protocol servers.
+    if has "$scenarios" million && is_proto "$server"; then
+        BENCH_LIMIT_S=$((MILLION_S + MILLION_WARMUP + 180)) run_one "$server" million million \
+            --connections $MILLION_CONNS --room-size $MILLION_GROUP --personal \
+            --rate $MILLION_RATE --duration $MILLION_S --warmup $MILLION_WARMUP --payload $PAYLOAD
     fi
 done
 

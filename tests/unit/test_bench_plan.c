@@ -16,6 +16,7 @@
 /* clang-format on */
 
 #include "../../tools/bench/plan.c"
+#include "../../tools/bench/proto_centrifugo.c"
 #include "../../tools/bench/proto_raw.c"
 #include "../../tools/bench/proto_socketio.c"
 

@@ -19,6 +19,7 @@
 /* clang-format on */
 
 #include "../../tools/bench/plan.c"
+#include "../../tools/bench/proto_centrifugo.c"
 #include "../../tools/bench/proto_raw.c"
 #include "../../tools/bench/proto_socketio.c"
 
@@ -92,7 +93,7 @@ static void raw_path_and_hello(void **state)
     struct bench_opts o;
     char s[128];
     uint8_t hello[16];
-    bool joined = false;
+    uint32_t joins = 1;
     assert_ptr_equal(proto_find("raw"), &proto_raw);
     assert_null(proto_find("nope"));
     assert_int_equal(parse(&o, "chat --url ws://127.0.0.1:1/room/?t=1 --connections 25 "
@@ -105,9 +106,11 @@ static void raw_path_and_hello(void **state)
     proto_raw.path(&o, 0, s, sizeof(s));
     assert_string_equal(s, "/room/fanout?echo=1");
     /* Raw mode has no hello: a client is a member once upgraded. */
-    assert_int_equal(proto_raw.hello(&o, 3, hello, sizeof(hello), &joined), 0);
-    assert_true(joined);
+    assert_int_equal(proto_raw.hello(&o, 3, hello, sizeof(hello), &joins), 0);
+    assert_int_equal(joins, 0);
     assert_null(proto_raw.reply);
+    assert_null(proto_raw.split);
+    assert_false(proto_raw.self_delivery);
 }
 
 /* The encoder shared with the other adapters writes the layout raw mode always wrote. */
@@ -256,13 +259,15 @@ static void socketio_hello(void **state)
     (void)state;
     struct bench_opts o;
     uint8_t out[16];
-    bool joined = true;
+    uint32_t joins = 0;
     assert_int_equal(parse(&o, "chat --url ws://127.0.0.1:1/socket.io/ --protocol socketio"), 0);
     /* Engine.IO message + Socket.IO CONNECT to the main namespace; a member once answered. */
-    assert_int_equal(proto_socketio.hello(&o, 0, out, sizeof(out), &joined), 2);
+    assert_int_equal(proto_socketio.hello(&o, 0, out, sizeof(out), &joins), 2);
     assert_memory_equal(out, "40", 2);
-    assert_false(joined);
-    assert_int_equal(proto_socketio.hello(&o, 0, out, 1, &joined), 0);
+    assert_int_equal(joins, 1);
+    assert_int_equal(proto_socketio.hello(&o, 0, out, 1, &joins), 0);
+    assert_null(proto_socketio.split);
+    assert_false(proto_socketio.self_delivery);
 }
 
 /*

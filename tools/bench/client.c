@@ -490,9 +490,10 @@ static void on_upgrade_bytes(struct worker *w, uint32_t i, const uint8_t *buf, s
     c->aux_len = c->aux_cap = 0;
 
     uint8_t hello[1024];
-    bool joined = false;
-    size_t hn = w->proto->hello(w->o, w->lo + i, hello, sizeof(hello), &joined);
-    if (joined)
+    uint32_t joins = 0;
+    size_t hn = w->proto->hello(w->o, w->lo + i, hello, sizeof(hello), &joins);
+    c->joins = (uint8_t)(joins < UINT8_MAX ? joins : UINT8_MAX);
+    if (!c->joins)
         c->flags |= CL_F_JOINED;
     if (hn)
         queue_frame(w, i, WS_OP_TEXT, hello, hn);
@@ -512,7 +513,7 @@ static void answer(struct worker *w, uint32_t i, const uint8_t *p, size_t have, 
         queue_frame(w, i, WS_OP_TEXT, out, n);
 }
 
-static void deliver(struct worker *w, uint32_t i, const uint8_t *p, size_t have, size_t total)
+static void deliver_one(struct worker *w, uint32_t i, const uint8_t *p, size_t have, size_t total)
 {
     struct client *c = &w->c[i];
     struct worker_stats *st = w->st;
@@ -523,7 +524,9 @@ static void deliver(struct worker *w, uint32_t i, const uint8_t *p, size_t have,
     case PROTO_RX_DELIVERY:
         break;
     case PROTO_RX_JOINED:
-        c->flags |= CL_F_JOINED;
+        /* Every subscription of the hello answered: a member now. */
+        if (c->joins && --c->joins == 0)
+            c->flags |= CL_F_JOINED;
         return;
     case PROTO_RX_IGNORE:
         return;
@@ -571,6 +574,29 @@ static void deliver(struct worker *w, uint32_t i, const uint8_t *p, size_t have,
             client__publish(w, i, w->now);
             c->inflight++;
         }
+    }
+}
+
+/*
+ * A data message: one protocol message, or several where the adapter splits them (Centrifugo's
+ * replies and pushes, newline-separated in one frame: PROTOCOL-CENTRIFUGO.md §2), each
+ * classified and counted on its own. An empty part (a trailing separator) is skipped, as the
+ * SDKs do.
+ */
+static void deliver(struct worker *w, uint32_t i, const uint8_t *p, size_t have, size_t total)
+{
+    if (!w->proto->split)
+        return deliver_one(w, i, p, have, total);
+    /* rx_need is SIZE_MAX for such an adapter: the whole message is here. */
+    while (have) {
+        size_t n = w->proto->split(p, have);
+        if (n)
+            deliver_one(w, i, p, n, n);
+        if (w->c[i].flags & CL_F_ENDING)
+            return;
+        size_t skip = n < have ? n + 1 : n;
+        p += skip;
+        have -= skip;
     }
 }
 

@@ -57,9 +57,14 @@ static const char usage[] =
     "                        counts as latency); the send lag is reported either way\n"
     "  --poll-us US          after a loop turn that completed something, poll this long\n"
     "                        before the worker blocks (30; 0 = block at once; <= 1000)\n"
-    "  --protocol NAME       client protocol: raw (room mode; the default) or socketio\n"
+    "  --protocol NAME       client protocol: raw (room mode; the default), socketio\n"
     "                        (Socket.IO v5 over Engine.IO v4 on the URL's path, e.g.\n"
-    "                        /socket.io/, the room in the query; text only)\n"
+    "                        /socket.io/, the room in the query; text only) or centrifugo\n"
+    "                        (Centrifugo's client protocol in JSON, e.g. on\n"
+    "                        /connection/websocket: the room is a channel; text only)\n"
+    "  --personal            centrifugo: subscribe each client to a channel of its own too\n"
+    "                        (personal-N, nothing published there): two subscriptions each\n"
+    "  --token JWT           centrifugo: connection token sent in connect (anonymous without)\n"
     "  --workers W           client processes (enough that each holds <= 15000)\n"
     "  --source-ips A-B      source addresses, round robin (127.0.0.2-127.0.0.254; none)\n"
     "  --connect-window N    handshakes in progress at once, all workers (1024)\n"
@@ -237,6 +242,8 @@ enum {
     OPT_STAMP,
     OPT_POLL_US,
     OPT_PROTOCOL,
+    OPT_PERSONAL,
+    OPT_TOKEN,
     OPT_WORKERS,
     OPT_SOURCE_IPS,
     OPT_CONNECT_WINDOW,
@@ -267,6 +274,8 @@ static const struct option long_opts[] = {
     {"stamp", required_argument, NULL, OPT_STAMP},
     {"poll-us", required_argument, NULL, OPT_POLL_US},
     {"protocol", required_argument, NULL, OPT_PROTOCOL},
+    {"personal", no_argument, NULL, OPT_PERSONAL},
+    {"token", required_argument, NULL, OPT_TOKEN},
     {"workers", required_argument, NULL, OPT_WORKERS},
     {"source-ips", required_argument, NULL, OPT_SOURCE_IPS},
     {"connect-window", required_argument, NULL, OPT_CONNECT_WINDOW},
@@ -363,7 +372,21 @@ static int parse_one(struct bench_opts *o, struct given *g, int c, const char *a
     case OPT_PROTOCOL:
         o->proto = proto_find(a);
         if (!o->proto)
-            return plan_err(err, cap, "unknown --protocol '%s' (known: raw, socketio)", a);
+            return plan_err(err, cap, "unknown --protocol '%s' (known: raw, socketio, centrifugo)",
+                            a);
+        return 0;
+    case OPT_PERSONAL:
+        o->personal = true;
+        return 0;
+    case OPT_TOKEN:
+        /* RFC 7519: a JWT is base64url parts joined by dots, which go into JSON unescaped. */
+        if (!a[0] || strlen(a) >= sizeof(o->token) ||
+            strspn(a, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_.") !=
+                strlen(a))
+            return plan_err(err, cap,
+                            "--token must be a JWT (base64url parts and dots, < %zu bytes)",
+                            sizeof(o->token));
+        snprintf(o->token, sizeof(o->token), "%s", a);
         return 0;
     case OPT_WORKERS:
         g->workers = true;
@@ -499,13 +522,19 @@ static int check(struct bench_opts *o, char *err, size_t cap)
         return plan_err(err, cap, "chat needs --room-size of at least 2");
     if (o->scenario == SC_FANOUT && o->connections < 2)
         return plan_err(err, cap, "fanout needs at least 2 connections");
-    if (o->payload < o->proto->min_payload)
-        return plan_err(err, cap, "--payload must be at least %zu bytes for protocol %s",
-                        o->proto->min_payload, o->proto->name);
-    if (o->proto == &proto_socketio && o->binary)
+    size_t min_payload =
+        o->proto == &proto_centrifugo ? proto__centrifugo_min_payload(o) : o->proto->min_payload;
+    if (o->payload < min_payload)
+        return plan_err(err, cap, "--payload must be at least %zu bytes for protocol %s%s",
+                        min_payload, o->proto->name,
+                        o->proto == &proto_centrifugo ? " with these channel names" : "");
+    if (o->proto != &proto_raw && o->binary)
         return plan_err(err, cap,
-                        "--binary does not apply to --protocol socketio: its events "
-                        "are text (JSON) messages");
+                        "--binary does not apply to --protocol %s: its messages are text (JSON)",
+                        o->proto->name);
+    /* A raw or Socket.IO connection joins one room: only a protocol client subscribes twice. */
+    if (o->proto != &proto_centrifugo && (o->personal || o->token[0]))
+        return plan_err(err, cap, "--personal and --token need --protocol centrifugo");
     /* Engine.IO serves every path under its own, which ends in '/' (/socket.io/). */
     if (o->proto == &proto_socketio && o->path[strlen(o->path) - 1] != '/')
         return plan_err(err, cap,
@@ -611,7 +640,9 @@ uint32_t plan_receivers(const struct bench_opts *o, uint32_t g)
 {
     switch (o->scenario) {
     case SC_CHAT:
+        return plan_room_members(o, plan_room_of(o, g)) - (o->proto->self_delivery ? 0 : 1);
     case SC_FANOUT:
+        /* The publisher's own copies are its window, never deliveries (client.c). */
         return plan_room_members(o, plan_room_of(o, g)) - 1;
     case SC_ECHO:
         return 1;
@@ -679,7 +710,7 @@ int64_t plan_seq_slot(const struct bench_opts *o, uint32_t g, uint32_t pub)
         return -1;
     switch (o->scenario) {
     case SC_CHAT:
-        if (pub == g || plan_room_of(o, pub) != plan_room_of(o, g))
+        if ((pub == g && !o->proto->self_delivery) || plan_room_of(o, pub) != plan_room_of(o, g))
             return -1;
         return pub - plan_room_first(o, plan_room_of(o, g));
     case SC_FANOUT:

@@ -68,6 +68,8 @@ struct bench_opts {
     bool binary;
     bool stamp_schedule; /* payload time is the scheduled send time, not the actual one */
     bool quiet;
+    bool personal;    /* centrifugo: also subscribe each client to a channel of its own */
+    char token[512];  /* centrifugo: connection token (JWT) sent in connect; "" = anonymous */
     uint32_t poll_us; /* after a turn that completed something, poll this long before blocking */
     char plot[512];
 };
@@ -109,7 +111,8 @@ uint32_t plan_room_first(const struct bench_opts *o, uint32_t r);
 
 /*
  * Deliveries one publish by client <g> must produce: every other member of its room (chat,
- * fanout), itself (echo). Cannot fail.
+ * fanout), itself (echo); in chat the publisher too when the protocol delivers to it
+ * (proto_ops.self_delivery). Cannot fail.
  */
 uint32_t plan_receivers(const struct bench_opts *o, uint32_t g);
 
@@ -134,7 +137,8 @@ uint32_t plan_seq_slots(const struct bench_opts *o);
 
 /*
  * Slot for messages from publisher <pub> at receiver <g>, or -1 when <g> should never get a
- * message from <pub> (another room, or itself outside echo). Cannot fail.
+ * message from <pub> (another room, or itself outside echo and self-delivering protocols).
+ * Cannot fail.
  */
 int64_t plan_seq_slot(const struct bench_opts *o, uint32_t g, uint32_t pub);
 

@@ -12,7 +12,9 @@
  * receivers measure latency, loss and reordering without talking to each other.
  *
  * Some protocols want an answer to their own chatter (Engine.IO's ping): rx() says so, reply()
- * writes the answer, and the client sends it as a text message.
+ * writes the answer, and the client sends it as a text message. Some put several protocol
+ * messages in one WebSocket message (Centrifugo's newline-separated batches): split() says
+ * where each ends, and rx() then sees one protocol message at a time.
  *
  * Adapters own nothing and keep no state: every function is pure given its arguments.
  */
@@ -33,7 +35,7 @@ struct bench_msg {
 
 enum proto_rx {
     PROTO_RX_DELIVERY, /* a published message: *<m> is filled in */
-    PROTO_RX_JOINED,   /* the answer that completes the hello: the client is a member now */
+    PROTO_RX_JOINED,   /* an answer the hello waits for (hello() says how many): a member then */
     PROTO_RX_IGNORE,   /* protocol chatter that is neither */
     PROTO_RX_REPLY,    /* protocol chatter to answer: reply() writes the answer */
     PROTO_RX_BAD,      /* not understood, or a refusal: before JOINED the client fails */
@@ -49,15 +51,22 @@ struct proto_ops {
     /* Smallest payload publish() can write. */
     size_t min_payload;
     /*
+     * The server delivers a publish to its publisher too (it is a subscriber like any other):
+     * its own copy is then expected and counted as a delivery.
+     */
+    bool self_delivery;
+    /*
      * Writes the request path with query of client <g> (NUL-terminated). Returns its length
      * or -ENOSPC.
      */
     int (*path)(const struct bench_opts *o, uint32_t g, char *out, size_t cap);
     /*
      * Writes the payload of the message to send right after the upgrade (0: none) and sets
-     * *<joined> when the client is a member as soon as the upgrade completes.
+     * *<joins> to the number of PROTO_RX_JOINED answers that make the client a member (0: a
+     * member as soon as the upgrade completes).
      */
-    size_t (*hello)(const struct bench_opts *o, uint32_t g, uint8_t *out, size_t cap, bool *joined);
+    size_t (*hello)(const struct bench_opts *o, uint32_t g, uint8_t *out, size_t cap,
+                    uint32_t *joins);
     /*
      * Writes the payload of one published message of exactly o->payload bytes (at least
      * min_payload) into <out> (<cap> >= o->payload). Returns its length.
@@ -65,8 +74,15 @@ struct proto_ops {
     size_t (*publish)(const struct bench_opts *o, const struct bench_msg *m, uint8_t *out,
                       size_t cap);
     /*
-     * Classifies a received data message of <total> bytes, of which the first <have> (at
-     * least min(rx_need, total)) are in <p>.
+     * Length of the first protocol message of the <len> bytes at <p> (a whole WebSocket
+     * message, or what follows the previous protocol message and its separator), without its
+     * separator; the client skips one separator byte after it. NULL for a protocol that sends
+     * one protocol message per WebSocket message. An adapter with split() has rx_need SIZE_MAX.
+     */
+    size_t (*split)(const uint8_t *p, size_t len);
+    /*
+     * Classifies a received data message of <total> bytes (one protocol message of it, with
+     * split()), of which the first <have> (at least min(rx_need, total)) are in <p>.
      */
     enum proto_rx (*rx)(const struct bench_opts *o, const uint8_t *p, size_t have, size_t total,
                         struct bench_msg *m);
@@ -85,6 +101,12 @@ extern const struct proto_ops proto_raw;
 
 /* Socket.IO v5 over Engine.IO v4, WebSocket transport only (proto_socketio.c). */
 extern const struct proto_ops proto_socketio;
+
+/*
+ * The Centrifugo client protocol v2 in JSON, for ringcast's protocol mode and Centrifugo
+ * (proto_centrifugo.c).
+ */
+extern const struct proto_ops proto_centrifugo;
 
 /* Looks up an adapter by name; NULL when unknown. */
 const struct proto_ops *proto_find(const char *name);
@@ -115,5 +137,11 @@ size_t proto__raw_encode(const struct bench_msg *m, uint8_t *out, size_t len);
  * into *<m>. Returns false when it is not one (too short, wrong prefix, not hex).
  */
 bool proto__raw_decode(const uint8_t *p, size_t have, size_t total, struct bench_msg *m);
+
+/*
+ * Smallest --payload of a centrifugo run of <o>: the publish command around the channel with
+ * the longest name in the run and the smallest JSON-clean payload object. Cannot fail.
+ */
+size_t proto__centrifugo_min_payload(const struct bench_opts *o);
 
 #endif

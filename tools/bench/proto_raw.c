@@ -48,10 +48,10 @@ static int raw_path(const struct bench_opts *o, uint32_t g, char *out, size_t ca
 }
 
 static size_t raw_hello(const struct bench_opts *o, uint32_t g, uint8_t *out, size_t cap,
-                        bool *joined)
+                        uint32_t *joins)
 {
     (void)o, (void)g, (void)out, (void)cap;
-    *joined = true;
+    *joins = 0;
     return 0;
 }
 
@@ -146,16 +146,18 @@ const struct proto_ops proto_raw = {
     .name = "raw",
     .rx_need = HEAD_LEN,
     .min_payload = MIN_LEN,
+    .self_delivery = false,
     .path = raw_path,
     .hello = raw_hello,
     .publish = raw_publish,
+    .split = NULL,
     .rx = raw_rx,
     .reply = NULL,
 };
 
 const struct proto_ops *proto_find(const char *name)
 {
-    static const struct proto_ops *const all[] = {&proto_raw, &proto_socketio};
+    static const struct proto_ops *const all[] = {&proto_raw, &proto_socketio, &proto_centrifugo};
     for (size_t i = 0; i < sizeof(all) / sizeof(all[0]); i++)
         if (strcmp(name, all[i]->name) == 0)
             return all[i];

@@ -71,12 +71,12 @@ static int sio_path(const struct bench_opts *o, uint32_t g, char *out, size_t ca
 }
 
 static size_t sio_hello(const struct bench_opts *o, uint32_t g, uint8_t *out, size_t cap,
-                        bool *joined)
+                        uint32_t *joins)
 {
     (void)o, (void)g;
     /* socket.io-protocol, "Connection to a namespace": CONNECT to "/" has no namespace part;
      * the member is in its room once the server answers it. */
-    *joined = false;
+    *joins = 1;
     if (cap < 2)
         return 0;
     out[0] = EIO_MESSAGE;
@@ -162,9 +162,11 @@ const struct proto_ops proto_socketio = {
     .name = "socketio",
     .rx_need = SIO_HEAD_LEN,
     .min_payload = SIO_MIN_LEN,
+    .self_delivery = false,
     .path = sio_path,
     .hello = sio_hello,
     .publish = sio_publish,
+    .split = NULL,
     .rx = sio_rx,
     .reply = sio_reply,
 };

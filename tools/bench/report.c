@@ -137,6 +137,10 @@ static void summary_plan(FILE *f, const struct bench_result *r)
                 num(a, sizeof(a), o->connections), o->duration);
         break;
     }
+    if (o->personal)
+        fputs("               2 subscriptions per client: its room's channel and personal-N "
+              "(nothing published there)\n",
+              f);
 }
 
 /* Handshakes of one kind per second, first ClientHello to last completion; NAN (null, "-")
@@ -511,9 +515,10 @@ void report_json(FILE *f, const struct bench_result *r)
     json_num(f, o->warmup);
     fprintf(f,
             ",\"payload\":%u,\"inflight\":%u,\"workers\":%u,\"binary\":%s,\"tls\":%s,"
-            "\"tls_resume\":%s,\"poll_us\":%u}",
+            "\"tls_resume\":%s,\"poll_us\":%u,\"personal\":%s}",
             o->payload, o->inflight, r->workers, o->binary ? "true" : "false",
-            o->tls ? "true" : "false", o->tls_resume ? "true" : "false", o->poll_us);
+            o->tls ? "true" : "false", o->tls_resume ? "true" : "false", o->poll_us,
+            o->personal ? "true" : "false");
     fputs(",\"wall_s\":", f);
     json_num(f, r->wall_s);
     fputs(",\"run_s\":", f);

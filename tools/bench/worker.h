@@ -75,6 +75,7 @@ struct client {
     uint8_t state;
     uint8_t flags;
     uint8_t nr_ops; /* requests in flight that name this client */
+    uint8_t joins;  /* PROTO_RX_JOINED answers still awaited before the client is a member */
     char key[WSC_KEY_LEN + 1];
     uint8_t hdr[48];
 };
