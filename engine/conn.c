@@ -330,6 +330,8 @@ static void queue_append(struct shard *s, struct conn *c, struct msg *m)
         return;
     }
     n->msg = m;
+    if (fifo_empty(&c->sq) && !(c->flags & CF_SEND_BUSY))
+        c->last_tx = s->now; /* an idle queue starts moving now */
     fifo_push(&c->sq, &n->link);
     c->queued += m->len;
     STAT_ADD(s, queued_bytes, m->len);
@@ -367,11 +369,8 @@ void conn_enqueue(struct shard *s, struct conn *c, struct msg *m)
     uint64_t limit = s->eng->cfg->send_queue;
     if (!fifo_empty(&c->sq) && (uint64_t)c->queued + m->len > limit) {
         if (s->eng->cfg->slow_consumer == SLOW_CLOSE || !conn_handler(c)->lossy) {
-            STAT_ADD(s, slow_close, 1);
-            PROBE3(slow_consumer, s->id, c->idx, 1);
             msg_unref(m);
-            queue_clear(s, c);
-            conn_close(s, c, WS_CLOSE_POLICY, "slow consumer");
+            conn_close_slow(s, c);
             return;
         }
         unsigned dropped = 0;
@@ -383,6 +382,14 @@ void conn_enqueue(struct shard *s, struct conn *c, struct msg *m)
         PROBE3(slow_consumer, s->id, c->idx, 2);
     }
     queue_append(s, c, m);
+}
+
+void conn_close_slow(struct shard *s, struct conn *c)
+{
+    STAT_ADD(s, slow_close, 1);
+    PROBE3(slow_consumer, s->id, c->idx, 1);
+    queue_clear(s, c);
+    conn_close(s, c, WS_CLOSE_POLICY, "slow consumer");
 }
 
 /* Nothing left to send: finish a close in progress. */
@@ -573,6 +580,7 @@ void conn_handle_send(struct shard *s, struct conn *c, int res)
         return;
     }
     STAT_ADD(s, bytes_out, (uint64_t)res);
+    c->last_tx = s->now;
     const struct sendbuf *b = c->tx;
     const struct msg *m = c->tx;
     const uint8_t *p = (c->flags & CF_TX_BUF) ? b->data : m->data;
@@ -665,6 +673,111 @@ void conn_kill(struct shard *s, struct conn *c)
     try_finish(s, c);
 }
 
+/* ---- backpressure ---------------------------------------------------------------------- */
+
+static uint32_t now_ms(const struct shard *s)
+{
+    return (uint32_t)(s->now_ns / 1000000u);
+}
+
+/* The index of <c>'s paused-list entry, or UINT32_MAX. */
+static uint32_t paused_find(const struct shard *s, const struct conn *c)
+{
+    for (uint32_t i = 0; i < s->paused.nr; i++)
+        if (s->paused.v[i].idx == c->idx && s->paused.v[i].gen == c->gen)
+            return i;
+    return UINT32_MAX;
+}
+
+void conn_pause(struct shard *s, struct conn *c, uint32_t ms)
+{
+    if (c->state != CONN_OPEN)
+        return;
+    uint32_t until = now_ms(s) + ms;
+    struct paused_list *pl = &s->paused;
+    if (c->flags & CF_PAUSED) {
+        uint32_t i = paused_find(s, c);
+        if (i != UINT32_MAX && (int32_t)(until - pl->v[i].until) > 0)
+            pl->v[i].until = until; /* extended, never shortened */
+        return;
+    }
+    if (pl->nr == pl->cap) {
+        uint32_t cap = pl->cap ? pl->cap * 2 : 16;
+        void *v = realloc(pl->v, cap * sizeof(*pl->v));
+        if (!v)
+            return;
+        pl->v = v;
+        pl->cap = cap;
+    }
+    pl->v[pl->nr].idx = c->idx;
+    pl->v[pl->nr].gen = c->gen;
+    pl->v[pl->nr].until = until;
+    pl->v[pl->nr].held = NULL;
+    pl->nr++;
+    c->flags |= CF_PAUSED;
+    STAT_ADD(s, paused, 1);
+    if ((c->flags & CF_RECV_ARMED) && !(c->flags & CF_CANCEL_SENT)) {
+        /* By user_data, like conn_kill: never a later connection's receive. The receive ends
+         * with -ECANCELED (conn_handle_recv); what it read before that is handled as usual. */
+        struct io_uring_sqe *sqe = ring_sqe(&s->ring);
+        io_uring_prep_cancel64(sqe, ring_ud(OP_RECV, c->gen, c->idx), 0);
+        sqe->flags |= IOSQE_CQE_SKIP_SUCCESS;
+        io_uring_sqe_set_data64(sqe, ring_ud(OP_CANCEL, c->gen, c->idx));
+    }
+}
+
+int conn_hold(struct shard *s, struct conn *c, const uint8_t *p, size_t len)
+{
+    uint32_t i = paused_find(s, c);
+    if (i == UINT32_MAX || rxbuf_append(&s->paused.v[i].held, p, len, SIZE_MAX) < 0) {
+        log_warn("shard %u: conn %u: no memory for the input of a paused publisher", s->id, c->idx);
+        conn_kill(s, c);
+        return -ENOMEM;
+    }
+    return 0;
+}
+
+/* Handler input, kept aside while <c> is paused. */
+static void input(struct shard *s, struct conn *c, uint8_t *p, size_t len)
+{
+    if (c->flags & CF_PAUSED)
+        conn_hold(s, c, p, len);
+    else
+        conn_handler(c)->on_input(s, c, p, len);
+}
+
+uint32_t conn_resume_due(struct shard *s)
+{
+    struct paused_list *pl = &s->paused;
+    uint32_t now = now_ms(s), next = UINT32_MAX;
+    /* Handlers run below may pause connections again (appended, so met later in this loop). */
+    for (uint32_t i = 0; i < pl->nr;) {
+        struct conn *c = &s->conns[pl->v[i].idx];
+        bool same = c->gen == pl->v[i].gen;
+        int32_t left = (int32_t)(pl->v[i].until - now);
+        if (same && left > 0 && c->state <= CONN_CLOSING) {
+            if ((uint32_t)left < next)
+                next = (uint32_t)left;
+            i++;
+            continue;
+        }
+        struct rxbuf *held = pl->v[i].held;
+        pl->v[i] = pl->v[--pl->nr];
+        if (!same) { /* the slot went to another connection */
+            free(held);
+            continue;
+        }
+        c->flags &= (uint16_t)~CF_PAUSED;
+        if (held && c->state == CONN_OPEN)
+            conn_handler(c)->on_input(s, c, held->data, held->len);
+        free(held);
+        if (c->state <= CONN_CLOSING && !(c->flags & (CF_RECV_ARMED | CF_PAUSED)))
+            arm_recv(s, c);
+        /* Paused again by its own input: its new entry is later in the list (and met there). */
+    }
+    return next;
+}
+
 /* ---- timer and set-aside bytes --------------------------------------------------------- */
 
 void conn_timer_arm(struct shard *s, struct conn *c, uint32_t when)
@@ -732,7 +845,7 @@ static void tls_input(struct shard *s, struct conn *c, uint8_t *p, size_t len)
         }
         /* Decrypted in place inside our receive buffer (or the session's): writable. */
         if (c->state == CONN_OPEN)
-            conn_handler(c)->on_input(s, c, (uint8_t *)(uintptr_t)plain, (size_t)n);
+            input(s, c, (uint8_t *)(uintptr_t)plain, (size_t)n);
         /* Killed by the handler (out of memory, say): the session lives until the slot is
          * freed, but nothing more is read from it. */
         if (c->state >= CONN_DEAD)
@@ -758,15 +871,17 @@ void conn_handle_recv(struct shard *s, struct conn *c, struct io_uring_cqe *cqe)
         if (c->tls)
             tls_input(s, c, p, (size_t)res);
         else if (c->state == CONN_OPEN)
-            conn_handler(c)->on_input(s, c, p, (size_t)res);
+            input(s, c, p, (size_t)res);
         /* CLOSING: what the peer sends after our close is read and dropped (RFC 6455 §1.4). */
         bufring_recycle(&s->bufs, bid);
-        if (!(c->flags & CF_RECV_ARMED) && c->state <= CONN_CLOSING)
+        if (!(c->flags & (CF_RECV_ARMED | CF_PAUSED)) && c->state <= CONN_CLOSING)
             arm_recv(s, c);
     } else if (res == -ENOBUFS && c->state <= CONN_CLOSING) {
         /* Every buffer is in use for a moment; they come back within this loop turn. */
-        if (!(c->flags & CF_RECV_ARMED))
+        if (!(c->flags & (CF_RECV_ARMED | CF_PAUSED)))
             arm_recv(s, c);
+    } else if (res == -ECANCELED && (c->flags & CF_PAUSED) && c->state <= CONN_CLOSING) {
+        /* conn_pause cancelled it; conn_resume_due arms it again. */
     } else if (res == 0 && c->state <= CONN_CLOSING &&
                (!fifo_empty(&c->sq) || (c->flags & CF_SEND_BUSY))) {
         /*

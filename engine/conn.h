@@ -56,6 +56,7 @@ enum conn_flag {
     CF_TLS_HS = 1u << 9,     /* counted in shard.hs_active: its TLS handshake is under way */
     CF_TLS_WAIT = 1u << 10,  /* on the shard's handshake wait FIFO, receive not armed */
     CF_TX_BUF = 1u << 11,    /* conn.tx is a struct sendbuf */
+    CF_PAUSED = 1u << 12,    /* reading paused (conn_pause): receive not re-armed until then */
 };
 
 struct conn;
@@ -114,6 +115,8 @@ struct conn {
     uint32_t last_rx; /* shard second of the last byte received; in CLOSING: closing since */
     uint32_t queued;  /* bytes in the send queue, not counting the send in flight */
     uint32_t tx_off;  /* bytes of the in-flight frame or buffer already sent */
+    uint32_t last_tx; /* shard second the send queue last moved: a send completed, or the
+                         first frame came to an idle queue (conn_stalled) */
     struct rxbuf *rx; /* the handler's bytes set aside (conn_rx_*) */
     struct fifo sq;   /* of struct sq_node */
     /* In flight: a struct sendbuf (CF_TX_BUF: several frames copied together, or TLS records)
@@ -172,6 +175,36 @@ void conn_close_after(struct shard *s, struct conn *c, struct msg *last);
 /* Ends <c> now: on_close if still OPEN, cancel its requests, close the descriptor, free the slot
  * once every request has completed. Cannot fail. */
 void conn_kill(struct shard *s, struct conn *c);
+
+/*
+ * Backpressure: stops reading from <c> for <ms> milliseconds from now (a later call extends
+ * it): its receive is cancelled, so what it sends waits in its socket and TCP slows it down.
+ * Used on publishers whose messages meet receivers with more than half of --send-queue queued
+ * (room.c), so that a flood is paced by the room instead of closing its readers. Cannot fail:
+ * without memory to record it, <c> is simply not paused.
+ */
+void conn_pause(struct shard *s, struct conn *c, uint32_t ms);
+
+/*
+ * Keeps <p>[0..<len>), received by paused <c>, for its handler to get when the pause ends (the
+ * WebSocket layer stops at the message that paused it). Bounded by what the kernel had read
+ * before the receive was cancelled. Out of memory <c> is killed. Returns 0, or -ENOMEM.
+ */
+int conn_hold(struct shard *s, struct conn *c, const uint8_t *p, size_t len);
+
+/* Whether <c> holds unsent bytes and its sends have not moved for <secs> seconds: a reader that
+ * stopped, not one that is merely behind. */
+static inline bool conn_stalled(const struct conn *c, uint32_t now, uint32_t secs)
+{
+    return c->queued && now - c->last_tx >= secs;
+}
+
+/* Closes <c> as a slow consumer (1008), counted as such; its queue is dropped. */
+void conn_close_slow(struct shard *s, struct conn *c);
+
+/* Resumes reading from the connections whose pause is over. Returns the milliseconds until the
+ * next pause ends, or UINT32_MAX when none is paused. Once per loop turn. */
+uint32_t conn_resume_due(struct shard *s);
 
 /* ---- send -------------------------------------------------------------------------------- */
 

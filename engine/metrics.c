@@ -20,7 +20,8 @@
 
 struct totals {
     uint64_t accepted, failed, msgs_in, msgs_out, bytes_in, bytes_out, sends, slow_close, slow_drop,
-        xshard, rooms, queued, conns, turns, cqes, tls_handshaking, tls_waiting, upgrades, closes;
+        xshard, rooms, queued, conns, turns, cqes, tls_handshaking, tls_waiting, upgrades, closes,
+        paused;
 };
 
 static void sum(const struct engine *e, struct totals *t)
@@ -38,6 +39,7 @@ static void sum(const struct engine *e, struct totals *t)
         t->sends += LOAD(st->sends);
         t->slow_close += LOAD(st->slow_close);
         t->slow_drop += LOAD(st->slow_drop);
+        t->paused += LOAD(st->paused);
         t->xshard += LOAD(st->xshard_msgs);
         t->rooms += LOAD(st->rooms);
         t->queued += LOAD(st->queued_bytes);
@@ -150,6 +152,10 @@ size_t metrics_prometheus(const struct engine *e, char *out, size_t cap)
         "ringcast_slow_consumer_total{action=\"close\"} %lu\n"
         "ringcast_slow_consumer_total{action=\"drop\"} %lu\n",
         (unsigned long)t.slow_close, (unsigned long)t.slow_drop);
+    OUT("# HELP ringcast_publisher_pauses_total Publishers whose reading was paused because "
+        "their messages met receivers with half of --send-queue queued (backpressure).\n"
+        "# TYPE ringcast_publisher_pauses_total counter\nringcast_publisher_pauses_total %lu\n",
+        (unsigned long)t.paused);
     OUT("# TYPE ringcast_send_queue_bytes gauge\nringcast_send_queue_bytes %lu\n",
         (unsigned long)t.queued);
     OUT("# TYPE ringcast_xshard_messages_total counter\nringcast_xshard_messages_total %lu\n",
@@ -208,8 +214,9 @@ size_t metrics_json(const struct engine *e, char *out, size_t cap)
         (unsigned long)rss, cpu);
     /* What the operations page needs on top (README, "GET /stats"): counters it turns into
      * rates itself, the latency histogram's buckets, and the figures of each shard. */
-    OUT(",\"upgrades\":%lu,\"closes\":%lu,\"publish_latency\":{\"le_seconds\":[",
-        (unsigned long)t.upgrades, (unsigned long)t.closes);
+    OUT(",\"upgrades\":%lu,\"closes\":%lu,\"publisher_pauses\":%lu,"
+        "\"publish_latency\":{\"le_seconds\":[",
+        (unsigned long)t.upgrades, (unsigned long)t.closes, (unsigned long)t.paused);
     for (unsigned b = 0; b < LAT_NR_BUCKETS - 1; b++)
         OUT("%s%g", b ? "," : "", (double)LAT_BOUNDS_NS[b] / 1e9);
     uint64_t lat_sum = 0;

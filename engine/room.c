@@ -324,6 +324,58 @@ void room_tick(struct shard *s)
 
 /* ---- fan-out ------------------------------------------------------------------------------ */
 
+/* Backpressure: the envelopes of messages like <m> on their way to another shard that make a
+ * quarter of --send-queue; more pause the publisher. */
+static uint32_t backlog_floor(const struct shard *s, const struct msg *m)
+{
+    return (uint32_t)(s->eng->cfg->send_queue / 4 / (m->len ? m->len : 1));
+}
+
+/* How long to pause for a backlog of <have> against the <limit> it passed: ROOM_PAUSE_MS for
+ * each <limit> of it, up to ROOM_PAUSE_MAX_MS, so that a publisher far ahead waits long enough
+ * for the readers to catch up before it sends its next burst. */
+static uint32_t pause_ms(uint64_t have, uint64_t limit)
+{
+    uint64_t ms = limit ? ROOM_PAUSE_MS * have / limit : ROOM_PAUSE_MS;
+    return ms < ROOM_PAUSE_MS       ? ROOM_PAUSE_MS
+           : ms > ROOM_PAUSE_MAX_MS ? ROOM_PAUSE_MAX_MS
+                                    : (uint32_t)ms;
+}
+
+/*
+ * After a message was queued to <c>: the deepest queue met so far of the receivers that press
+ * on publishers, <deepest> or <c>'s. A receiver whose sends stopped moving for ROOM_STALL_S
+ * does not hold the room back: --slow-consumer close cuts it now (drop drops its oldest when
+ * its queue is full); a reader that keeps up, however slowly, paces the publishers instead.
+ * With drop, receivers press on nobody: a slow one loses messages instead.
+ */
+static uint32_t pressing(struct shard *s, struct conn *c, uint32_t pressure, uint32_t deepest)
+{
+    if (!conn_is_open(c) || c->queued <= pressure || s->eng->cfg->slow_consumer != SLOW_CLOSE)
+        return deepest;
+    if (conn_stalled(c, s->now, ROOM_STALL_S)) {
+        conn_close_slow(s, c);
+        return deepest;
+    }
+    return c->queued > deepest ? c->queued : deepest;
+}
+
+/* Pauses the publisher of <m> for <ms>, wherever it is. */
+static void press_publisher(struct shard *s, const struct msg *m, uint32_t ms)
+{
+    unsigned shard = m->origin >> 24;
+    uint32_t idx = m->origin & 0xffffff;
+    if (shard == s->id) {
+        struct conn *c = &s->conns[idx];
+        if (c->gen == m->origin_gen)
+            conn_pause(s, c, ms);
+        return;
+    }
+    /* Out of memory the pause is skipped: the slow-consumer policy still bounds the queues. */
+    shard_push(s, shard, XS_PAUSE, NULL,
+               idx | (uint64_t)(ms / 4) << 24 | (uint64_t)m->origin_gen << 32);
+}
+
 /*
  * Queues <m> to every local member of <r> except its publisher (unless it asked for echo):
  * raw members get its frame, protocol members its pub push; a MSG_PROTO_ONLY message (a ready
@@ -336,6 +388,8 @@ static void deliver_local(struct shard *s, struct room *r, struct msg *m)
     uint32_t origin_idx = m->origin & 0xffffff;
     bool proto_only = m->kind == MSG_PROTO_ONLY;
     unsigned n = 0, refs = r->nr_subs;
+    uint32_t pressure = s->eng->cfg->send_queue / 4;
+    uint32_t deepest = 0; /* the longest receiver queue met */
     /* The push protocol members get: the one the home encoded, or else one made here on the
      * first protocol member met and shared by the others; reference-counted like <m>, which
      * is shared with other shards and never written. */
@@ -379,6 +433,7 @@ static void deliver_local(struct shard *s, struct room *r, struct msg *m)
             }
             if (pm) {
                 conn_enqueue(s, c, pm);
+                deepest = pressing(s, c, pressure, deepest);
                 np++;
             }
             continue;
@@ -386,8 +441,11 @@ static void deliver_local(struct shard *s, struct room *r, struct msg *m)
         if (proto_only)
             continue;
         conn_enqueue(s, c, m);
+        deepest = pressing(s, c, pressure, deepest);
         n++;
     }
+    if (deepest > pressure && m->origin != UINT32_MAX)
+        press_publisher(s, m, pause_ms(deepest, pressure));
     if (!proto_only && refs > n)
         msg_unref_n(m, refs - n);
     if (pm) {
@@ -408,12 +466,19 @@ static void fanout_home(struct shard *s, struct room *r, struct msg *m)
     if (m->kind == MSG_PUB)
         stamp(s, r, m);
     uint64_t mask = r->shard_mask & ~(1ull << s->id);
+    uint32_t floor = backlog_floor(s, m), deepest = 0;
     while (mask) {
         unsigned to = (unsigned)__builtin_ctzll(mask);
         mask &= mask - 1;
-        if (shard_push(s, to, XS_DELIVER, msg_ref(m), 0) < 0)
+        if (shard_push(s, to, XS_DELIVER, msg_ref(m), 0) < 0) {
             msg_unref(m);
+        } else if (m->origin != UINT32_MAX) {
+            uint32_t n = xshard_backlog(s->eng->xs, s->id, to, floor);
+            deepest = n > deepest ? n : deepest;
+        }
     }
+    if (deepest > floor)
+        press_publisher(s, m, pause_ms(deepest, floor));
     if (r->nr_subs)
         deliver_local(s, r, m);
     else
@@ -451,10 +516,20 @@ int room_publish(struct shard *s, const struct sub *from, uint8_t opcode, const 
     m->origin_gen = from->conn->gen;
     m->t_recv_ns = s->now_ns;
     PROBE3(publish, s->id, from->conn->idx, m->len);
-    if (r->home == s->id)
+    if (r->home == s->id) {
         fanout_home(s, r, m);
-    else if (shard_push(s, r->home, XS_PUBLISH, m, 0) < 0)
+        return 0;
+    }
+    uint32_t floor = backlog_floor(s, m);
+    if (shard_push(s, r->home, XS_PUBLISH, m, 0) < 0) {
         msg_unref(m);
+        return 0;
+    }
+    /* Backpressure before the home can see it: too many such messages waiting for the home
+     * to take them pause the publisher too. */
+    uint32_t n = xshard_backlog(s->eng->xs, s->id, r->home, floor);
+    if (n > floor)
+        conn_pause(s, from->conn, pause_ms(n, floor));
     return 0;
 }
 
@@ -777,6 +852,13 @@ void room_handle_envelope(struct shard *s, const struct xshard_env *env)
         take_answer(s, env->ptr);
         return;
     }
+    if (env->kind == XS_PAUSE) {
+        uint32_t idx = (uint32_t)env->val & 0xffffff, gen = (uint32_t)(env->val >> 32);
+        uint32_t ms = ((uint32_t)env->val >> 24) * 4;
+        if (idx < s->nr_slots && s->conns[idx].gen == gen)
+            conn_pause(s, &s->conns[idx], ms);
+        return;
+    }
     struct msg *m = env->ptr;
     struct room *r;
     switch (env->kind) {
@@ -824,6 +906,8 @@ void room_handle_envelope(struct shard *s, const struct xshard_env *env)
 
 void room_envelope_drop(const struct xshard_env *env)
 {
+    if (env->kind == XS_PAUSE)
+        return; /* holds nothing */
     if (env->kind == XS_ASK || env->kind == XS_ANSWER)
         room_ask_free(env->ptr);
     else if (env->kind == XS_JOIN)

@@ -45,7 +45,20 @@ enum {
     XS_ASK,         /* asker -> home (and on to each member shard, for presence): a question
                        (ptr: struct room_ask) */
     XS_ANSWER,      /* home -> asker: the same question, answered (ptr: struct room_ask) */
+    XS_PAUSE,       /* member shard -> a publisher's shard: its messages meet full queues here,
+                       pause its reading (ptr: NULL; val: slot | ms / 4 << 24 | generation << 32) */
 };
+
+/* Backpressure (conn_pause): a publisher whose message is queued to a receiver holding more
+ * than a quarter of --send-queue, or waits with as many bytes of others for another shard to
+ * take them, stops being read for this long for each such quarter, again and again while that
+ * lasts, so that a flood is paced by the room's readers instead of closing them as slow
+ * consumers. */
+#define ROOM_PAUSE_MS     20
+#define ROOM_PAUSE_MAX_MS 1000 /* the longest pause, for a backlog far over the limit */
+/* A receiver over that quarter whose sends have not moved for this long is cut instead of
+ * pacing the room (--slow-consumer close). */
+#define ROOM_STALL_S 2
 
 struct room_table {
     struct room **buckets;

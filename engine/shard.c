@@ -284,6 +284,10 @@ void shard_teardown(struct shard *s)
     }
     room_table_fini(s);
     conn_pools_fini(s);
+    for (uint32_t i = 0; i < s->paused.nr; i++)
+        free(s->paused.v[i].held);
+    free(s->paused.v);
+    s->paused = (struct paused_list){0};
     tls_thread_release_all(); /* this thread's spare handshake buffers */
     struct tls_config *next = atomic_exchange(&s->tls_next, NULL);
     if (next)
@@ -333,6 +337,7 @@ void shard_run(struct shard *s)
             s->trim_sec = s->now;
         }
         timer_wheel_advance(&s->wheel, s->now, conn_on_timer, s);
+        uint32_t pause_ms = s->paused.nr ? conn_resume_due(s) : UINT32_MAX;
         unsigned budget = s->nr_flush / FLUSH_CYCLE_TURNS;
         bool pending = conn_flush(s, budget > FLUSH_BUDGET ? budget : FLUSH_BUDGET);
         /* Membership notes that found no memory: retried at least once a second (the wait is
@@ -364,8 +369,11 @@ void shard_run(struct shard *s)
         struct __kernel_timespec ts = {0, 0};
         unsigned wait_nr = TASKRUN_BATCH;
         if (sleep) {
-            /* Wake at the next second boundary at the latest: the timers' granularity. */
+            /* Wake at the next second boundary at the latest: the timers' granularity; or when
+             * a paused publisher is due to resume (conn_pause). */
             ts.tv_nsec = (long long)(1000000000ull - s->now_ns % 1000000000ull);
+            if (pause_ms != UINT32_MAX && (long long)pause_ms * 1000000 + 1000000 < ts.tv_nsec)
+                ts.tv_nsec = (long long)pause_ms * 1000000 + 1000000;
             wait_nr = 1;
         }
         io_uring_submit_and_wait_timeout(&s->ring, &cqe, wait_nr, &ts, NULL);

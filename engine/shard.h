@@ -73,6 +73,7 @@ struct shard_stats {
     atomic_uint_fast64_t sends;
     atomic_uint_fast64_t slow_close;
     atomic_uint_fast64_t slow_drop;
+    atomic_uint_fast64_t paused; /* publishers paused by backpressure (conn_pause) */
     atomic_uint_fast64_t xshard_msgs;
     atomic_uint_fast64_t rooms;
     atomic_uint_fast64_t queued_bytes;
@@ -120,6 +121,15 @@ struct shard {
     struct fifo flush; /* of conn.flush_link: the longest waiting is sent first */
     uint32_t nr_flush; /* connections in the FIFO */
     struct sq_node *node_free;
+    /* conn_pause: the connections whose reading is paused (some may be gone meanwhile) */
+    struct paused_list {
+        struct {
+            uint32_t idx, gen;
+            uint32_t until;     /* shard millisecond (wrapping) at which reading resumes */
+            struct rxbuf *held; /* what was read while paused, handled when it resumes */
+        } * v;
+        uint32_t nr, cap;
+    } paused;
     struct sendbuf *sendbuf_free;
     uint32_t nr_sendbuf_free;
     bool draining;

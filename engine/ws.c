@@ -348,5 +348,10 @@ void ws_on_input(struct shard *s, struct conn *c, uint8_t *p, size_t len)
             on_chunk(s, c, &ch);
         else if (n == 0)
             return;
+        /* Backpressure paused it (conn_pause): the rest waits for the pause to end. */
+        if ((c->flags & CF_PAUSED) && len && conn_is_open(c)) {
+            conn_hold(s, c, p, len);
+            return;
+        }
     }
 }

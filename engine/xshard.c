@@ -301,6 +301,18 @@ int xshard_push(struct xshard *x, unsigned from, unsigned to, const struct xshar
     return 0;
 }
 
+uint32_t xshard_backlog(struct xshard *x, unsigned from, unsigned to, uint32_t floor)
+{
+    struct xshard_ring *r = ring_of(x, from, to);
+    uint32_t n = r->p_tail - r->p_head;
+    if (n + r->ovf.len > floor) {
+        /* Acquire; as in ring_room. */
+        r->p_head = atomic_load_explicit(&r->head, memory_order_acquire);
+        n = r->p_tail - r->p_head;
+    }
+    return n + (uint32_t)r->ovf.len;
+}
+
 uint64_t xshard_flush(struct xshard *x, unsigned from, bool *pending)
 {
     struct xshard_shard *s = &x->shards[from];

@@ -55,6 +55,13 @@ void xshard_destroy(struct xshard *x);
 int xshard_push(struct xshard *x, unsigned from, unsigned to, const struct xshard_env *env);
 
 /*
+ * Envelopes queued from <from> to <to> that <to> has not taken yet: at least <floor> is known
+ * cheaply from <from>'s own view; above it the consumer's position is read (one acquire load)
+ * for the exact figure. Only on shard <from>. Cannot fail.
+ */
+uint32_t xshard_backlog(struct xshard *x, unsigned from, unsigned to, uint32_t floor);
+
+/*
  * Publishes everything shard <from> queued since its last flush, overflow first, in order.
  * Returns a bitmask of the shards that must be woken (bit <to> set when <to> had announced it
  * was going to sleep and this call is the one that claimed the doorbell). Only the first 64

@@ -69,6 +69,7 @@ static int setup_two_shards(void **state)
     SET(0, sends, 400);
     SET(0, slow_close, 2);
     SET(0, slow_drop, 5);
+    SET(0, paused, 7);
     SET(0, xshard_msgs, 30);
     SET(0, rooms, 4);
     SET(0, queued_bytes, 123);
@@ -89,6 +90,7 @@ static int setup_two_shards(void **state)
     SET(1, sends, 200);
     SET(1, slow_close, 1);
     SET(1, slow_drop, 6);
+    SET(1, paused, 8);
     SET(1, xshard_msgs, 40);
     SET(1, rooms, 5);
     SET(1, queued_bytes, 877);
@@ -360,8 +362,9 @@ static void prometheus_is_well_formed(void **state)
     char *text = render(metrics_prometheus, &len);
     assert_int_equal(len, strlen(text));
     /* 2 connection lines, 2 slow-consumer lines, 2 TLS handshake lines, one sample for each
-     * other counter and gauge, and the latency histogram's 16 buckets, sum and count. */
-    assert_int_equal(prom_check_format(text), 37);
+     * other counter and gauge (publisher pauses included), and the latency histogram's 16
+     * buckets, sum and count. */
+    assert_int_equal(prom_check_format(text), 38);
     free(text);
 }
 
@@ -382,6 +385,7 @@ static void prometheus_sums_over_shards(void **state)
     assert_int_equal(prom_u64(text, "ringcast_rooms"), 9);
     assert_int_equal(prom_u64(text, "ringcast_slow_consumer_total{action=\"close\"}"), 3);
     assert_int_equal(prom_u64(text, "ringcast_slow_consumer_total{action=\"drop\"}"), 11);
+    assert_int_equal(prom_u64(text, "ringcast_publisher_pauses_total"), 15);
     assert_int_equal(prom_u64(text, "ringcast_send_queue_bytes"), 1000);
     assert_int_equal(prom_u64(text, "ringcast_xshard_messages_total"), 70);
     assert_int_equal(prom_u64(text, "ringcast_loop_turns_total"), 100);
@@ -414,7 +418,7 @@ static void prometheus_one_line_per_shard(void **state)
         assert_int_equal(prom_u64(text, sample), 1000 + i);
     }
     assert_int_equal(prom_u64(text, "ringcast_connections_accepted_total"), SHARDS_MAX);
-    assert_int_equal(prom_check_format(text), SHARDS_MAX + 35);
+    assert_int_equal(prom_check_format(text), SHARDS_MAX + 36);
     free(text);
 }
 
@@ -491,6 +495,7 @@ static void json_parses_and_sums(void **state)
     assert_true(jnum(root, "rooms") == 9);
     assert_true(jnum(root, "slow_consumer_close") == 3);
     assert_true(jnum(root, "slow_consumer_drop") == 11);
+    assert_true(jnum(root, "publisher_pauses") == 15);
     assert_true(jnum(root, "send_queue_bytes") == 1000);
     assert_true(jnum(root, "xshard_messages") == 70);
     assert_true(jnum(root, "loop_turns") == 100);

@@ -165,11 +165,51 @@ void conn_enqueue(struct shard *s, struct conn *c, struct msg *m)
         }
 }
 
+/* Pauses asked of conn_pause (backpressure), in order. */
+struct pause_rec {
+    unsigned shard;
+    struct conn *c;
+    uint32_t ms;
+};
+static struct pause_rec g_pauses[16];
+static size_t g_nr_pauses;
+
+void conn_pause(struct shard *s, struct conn *c, uint32_t ms)
+{
+    assert_true(g_nr_pauses < 16);
+    g_pauses[g_nr_pauses++] = (struct pause_rec){s->id, c, ms};
+}
+
+/* The cross-shard backlog room.c sees (backpressure); 0 unless a test sets it. */
+static uint32_t g_backlog;
+
+uint32_t xshard_backlog(struct xshard *x, unsigned from, unsigned to, uint32_t floor)
+{
+    (void)x;
+    (void)from;
+    (void)to;
+    (void)floor;
+    return g_backlog;
+}
+
+/* Receivers cut as stalled slow consumers (room.c's pressing). */
+static struct conn *g_cut[8];
+static size_t g_nr_cut;
+
+void conn_close_slow(struct shard *s, struct conn *c)
+{
+    assert_true(g_nr_cut < 8);
+    g_cut[g_nr_cut++] = c;
+    unsubscribe_all(s, c);
+    c->state = CONN_CLOSING;
+}
+
 int shard_push(struct shard *s, unsigned to, uint32_t kind, void *ptr, uint64_t val)
 {
     assert_true(to < g_eng.nr_shards);
     assert_int_not_equal(to, s->id); /* a shard never sends itself an envelope */
-    assert_non_null(ptr);
+    if (kind != XS_PAUSE)
+        assert_non_null(ptr);
     if (kind < 32 && (g_push_refuse & (1u << kind))) {
         g_nr_refused++;
         return -ENOMEM; /* <ptr> stays the caller's */
@@ -291,6 +331,9 @@ static void reset_world(unsigned nr_shards)
     g_push_refuse = 0;
     g_nr_refused = 0;
     g_nr_answers = 0;
+    g_nr_pauses = 0;
+    g_nr_cut = 0;
+    g_backlog = 0;
     g_eng.nr_shards = nr_shards;
     g_eng.shards = g_shards;
     g_eng.room_seed = SEED;
@@ -2383,6 +2426,110 @@ static void home_tracks_protocol_member_shards(void **state)
     check_no_rooms();
 }
 
+/* ---------------------------------------------------------------------------------------------
+ * Backpressure
+ * -------------------------------------------------------------------------------------------*/
+
+/* A receiver holding over a quarter of --send-queue that keeps reading pauses the publisher,
+ * on its own shard or through an XS_PAUSE to the publisher's, for longer the deeper it is; a
+ * stalled one is cut instead; with --slow-consumer drop nobody is paused or cut. */
+static void receivers_press_publishers(void **state)
+{
+    (void)state;
+    g_cfg.send_queue = 4000; /* pressure above 1000 bytes */
+    char name[32];
+    name_with_home(name, sizeof(name), 1);
+    struct conn *pub = mkconn(5, 5, 3), *reader = mkconn(6, 6, 1), *stuck = mkconn(7, 7, 1);
+    struct conn *local = mkconn(8, 8, 1);
+    join(0, pub, name);
+    join(1, reader, name);
+    join(1, local, name);
+    settle();
+
+    /* Deep but moving: the publisher on shard 0 is paused through an envelope, 20 ms for each
+     * quarter. */
+    reader->queued = 3000;
+    reader->last_tx = g_shards[1].now;
+    publish(0, pub, "x");
+    route_all();
+    assert_int_equal(g_nr_pauses, 1);
+    assert_int_equal(g_pauses[0].shard, 0);
+    assert_ptr_equal(g_pauses[0].c, pub);
+    assert_int_equal(g_pauses[0].ms, 3 * ROOM_PAUSE_MS);
+    assert_int_equal(g_nr_cut, 0);
+
+    /* Same shard: paused directly. */
+    reader->queued = 0;
+    settle();
+    g_nr_pauses = 0;
+    local->queued = 1500;
+    local->last_tx = g_shards[1].now;
+    publish(1, reader, "y");
+    route_all();
+    assert_int_equal(g_nr_pauses, 1);
+    assert_ptr_equal(g_pauses[0].c, reader);
+    assert_int_equal(g_pauses[0].ms, ROOM_PAUSE_MS * 3 / 2);
+
+    /* Stalled for ROOM_STALL_S: cut, not followed. */
+    local->queued = 0;
+    settle();
+    g_nr_pauses = 0;
+    join(1, stuck, name);
+    stuck->queued = 3500;
+    g_shards[1].now = 100;
+    stuck->last_tx = 100 - ROOM_STALL_S;
+    publish(0, pub, "z");
+    route_all();
+    assert_int_equal(g_nr_cut, 1);
+    assert_ptr_equal(g_cut[0], stuck);
+    assert_int_equal(g_nr_pauses, 0);
+
+    /* drop: deep receivers press on nobody. */
+    settle();
+    g_cfg.slow_consumer = SLOW_DROP;
+    reader->queued = 3900;
+    reader->last_tx = 100;
+    publish(0, pub, "w");
+    route_all();
+    assert_int_equal(g_nr_pauses, 0);
+    assert_int_equal(g_nr_cut, 1);
+    reader->queued = 0;
+    settle();
+    leave(0, pub);
+    leave(1, reader);
+    leave(1, local);
+    route_all();
+    check_no_rooms();
+}
+
+/* Messages waiting for another shard to take them count too: a publish that finds more than a
+ * quarter of --send-queue of such messages queued to the home pauses its publisher. */
+static void cross_shard_backlog_pauses_publisher(void **state)
+{
+    (void)state;
+    g_cfg.send_queue = 4000;
+    char name[32];
+    name_with_home(name, sizeof(name), 1);
+    struct conn *pub = mkconn(5, 5, 3), *other = mkconn(6, 6, 1);
+    join(0, pub, name);
+    join(1, other, name);
+    settle();
+    g_backlog = 1; /* "x" makes frames of 3 bytes: 333 of them are a quarter */
+    publish(0, pub, "x");
+    assert_int_equal(g_nr_pauses, 0);
+    g_backlog = 3 * 333;
+    publish(0, pub, "x");
+    assert_int_equal(g_nr_pauses, 1);
+    assert_ptr_equal(g_pauses[0].c, pub);
+    assert_int_equal(g_pauses[0].ms, 3 * ROOM_PAUSE_MS);
+    g_backlog = 0;
+    settle();
+    leave(0, pub);
+    leave(1, other);
+    route_all();
+    check_no_rooms();
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -2434,6 +2581,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(presence_visits_member_shards, setup_4, teardown),
         cmocka_unit_test_setup_teardown(join_leave_only_to_those_who_asked, setup_4, teardown),
         cmocka_unit_test_setup_teardown(home_tracks_protocol_member_shards, setup_4, teardown),
+        cmocka_unit_test_setup_teardown(receivers_press_publishers, setup_4, teardown),
+        cmocka_unit_test_setup_teardown(cross_shard_backlog_pauses_publisher, setup_4, teardown),
     };
     return cmocka_run_group_tests_name("room", tests, NULL, NULL);
 }

@@ -12,11 +12,10 @@ each publishes a numbered message every 0.25 s. What the issue asks for:
   member than the queues and socket buffers between them hold (here 32 MiB, against the
   gigabytes a broker that reads without pause accepts from it in 8 s).
 
-Not registered with ctest (its name does not match test_*.py) while the broker fails it: run
-  RINGCAST_BIN=build/ringcast /usr/bin/python3 tests/integration/flood_no_rate_limit.py
-Today (no backpressure from a room's queues to its publishers) the 9 members are closed with
-1008 within a second and the flooder stays connected. Once the broker slows publishers, rename
-it to test_flood_no_rate_limit.py and ctest picks it up.
+How the broker does it: a publisher whose message meets a receiver holding more than a
+quarter of --send-queue (or waits with as many bytes for another shard to take them) stops
+being read for a while (room.h, ROOM_PAUSE_MS), so TCP slows it; a receiver whose sends stopped
+moving is the one cut (test_slow_consumer.py).
 """
 import asyncio
 import json
