@@ -266,6 +266,9 @@ int shard_setup(struct shard *s)
     ret = room_table_init(&s->rooms);
     if (ret < 0)
         return ret;
+    ret = users_init(&s->users, s->eng->room_seed);
+    if (ret < 0)
+        return ret;
     update_clock(s);
     timer_wheel_init(&s->wheel, s->now);
     return 0;
@@ -283,6 +286,7 @@ void shard_teardown(struct shard *s)
         s->conns = NULL;
     }
     room_table_fini(s);
+    users_fini(&s->users);
     conn_pools_fini(s);
     tls_thread_release_all(); /* this thread's spare handshake buffers */
     struct tls_config *next = atomic_exchange(&s->tls_next, NULL);

@@ -19,6 +19,7 @@
 #include "ring.h"
 #include "room.h"
 #include "timer.h"
+#include "users.h"
 
 #include <netinet/in.h>
 #include <pthread.h>
@@ -113,6 +114,7 @@ struct shard {
     uint32_t nr_live;   /* slots not FREE */
     uint32_t slots_hwm; /* one past the highest slot ever used: scans stop here */
     struct room_table rooms;
+    struct users users; /* protocol connections by user (the server API) */
     struct timer_wheel wheel;
     uint32_t now; /* cached second (CLOCK_MONOTONIC) of this loop iteration */
     uint64_t now_ns;
