@@ -18,6 +18,7 @@
  */
 #include "shard.h"
 
+#include "api.h"
 #include "conn.h"
 #include "log.h"
 #include "routes.h"
@@ -191,8 +192,12 @@ static void take_inbox(struct shard *s)
     size_t n;
     do {
         n = xshard_pop(s->eng->xs, s->id, env, INBOX_BATCH);
-        for (size_t i = 0; i < n; i++)
-            room_handle_envelope(s, &env[i]);
+        for (size_t i = 0; i < n; i++) {
+            if (env[i].kind >= XS_API_FIRST)
+                api_handle_envelope(s, &env[i]);
+            else
+                room_handle_envelope(s, &env[i]);
+        }
     } while (n == INBOX_BATCH);
 }
 

@@ -148,6 +148,8 @@ struct engine {
     atomic_bool draining;
     struct ip_table *ips;
     struct tls_config *tls; /* the current TLS config (main thread's reference) */
+    uint64_t started_ns;    /* mono_ns() at start, for the server API's `info` uptime */
+    char node_uid[37];      /* this process's random UUID, the server API's node `uid` */
 };
 
 /* --- engine.c --------------------------------------------------------------------------- */
