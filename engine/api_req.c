@@ -254,7 +254,7 @@ int api_req_decode(enum api_method method, const char *body, size_t len, struct 
 {
     memset(r, 0, sizeof(*r));
     r->method = method;
-    json_t *root = json_raw_load(body, len, 0);
+    json_t *root = json_raw_load(body, len, JSON_ALLOW_NUL);
     if (!root)
         return -EPROTO; /* not JSON, or no memory: either way nothing to answer but 400 */
     if (!json_is_object(root)) {
