@@ -413,7 +413,8 @@ static void put_channels(struct proto_buf *b, struct api_gather *g)
         v[i].count = count;
         off += 6 + v[i].len;
     }
-    qsort(v, n, sizeof(*v), chan_cmp);
+    if (n > 1)
+        qsort(v, n, sizeof(*v), chan_cmp);
     proto_buf_put(b, "{\"channels\":{", 13);
     bool first = true;
     for (size_t i = 0; i < n;) {
