@@ -45,7 +45,7 @@ static int set_epoch(struct history *h, const char *epoch)
 static struct history_item *slot(const struct history *h, uint32_t pos)
 {
     /* <pos> counts from the oldest held; both are below <size>, so the sum fits in 64 bits. */
-    return &h->_ring[((uint64_t)h->_head + pos) % h->size];
+    return &h->_ring[((uint64_t)h->_head + pos) % h->_cap];
 }
 
 static void drop_all(struct history *h)
@@ -54,8 +54,29 @@ static void drop_all(struct history *h)
         msg_unref(slot(h, i)->m);
     free(h->_ring);
     h->_ring = NULL;
+    h->_cap = 0;
     h->nr = 0;
     h->_head = 0;
+}
+
+/* Makes room for one more publication below <size>: the ring starts at 8 slots and doubles, so
+ * a channel with a few publications does not hold --history-size slots. Returns 0 or -ENOMEM
+ * (the ring is as it was). */
+static int grow(struct history *h)
+{
+    uint32_t cap = h->_cap ? h->_cap * 2 : 8;
+    if (cap > h->size || cap < h->_cap)
+        cap = h->size;
+    struct history_item *r = malloc((size_t)cap * sizeof(*r));
+    if (!r)
+        return -ENOMEM;
+    for (uint32_t i = 0; i < h->nr; i++)
+        r[i] = *slot(h, i);
+    free(h->_ring);
+    h->_ring = r;
+    h->_cap = cap;
+    h->_head = 0;
+    return 0;
 }
 
 /* Offset of the oldest publication held; only meaningful when nr > 0. */
@@ -110,15 +131,12 @@ int history_append(struct history *h, uint64_t offset, struct msg *m, uint32_t p
     h->_expires = now + h->ttl;
     if (h->size == 0)
         return 0;
-    if (!h->_ring) {
-        h->_ring = calloc(h->size, sizeof(*h->_ring));
-        if (!h->_ring)
-            return -ENOMEM;
-    }
     if (h->nr == h->size) {
         msg_unref(slot(h, 0)->m);
-        h->_head = (h->_head + 1) % h->size;
+        h->_head = (h->_head + 1) % h->_cap;
         h->nr--;
+    } else if (h->nr == h->_cap && grow(h) < 0) {
+        return -ENOMEM;
     }
     *slot(h, h->nr) = (struct history_item){
         .offset = offset,

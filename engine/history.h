@@ -10,8 +10,8 @@
  * (--history-size) in a ring, until --history-ttl seconds after the last publication; then
  * the publications go, and the top and epoch stay (Centrifugo's longer-lived stream meta), so
  * a client that missed nothing still recovers and one that missed something learns it cannot.
- * The ring is allocated at the first publication and freed when the TTL empties it, so an idle
- * channel costs only this struct.
+ * The ring is allocated at the first publication, grows by doubling up to <size> and is freed
+ * when the TTL empties it, so an idle channel costs only this struct and a quiet one little more.
  *
  * Each kept publication is a reference to the msg that carried it (the shared, encoded push,
  * see proto_encode_pub_push) and the span of its Publication object inside the msg's bytes:
@@ -47,7 +47,8 @@ struct history {
     uint32_t nr;    /* publications held */
     uint32_t _head; /* ring slot of the oldest */
     int64_t _expires;
-    struct history_item *_ring; /* <size> slots once a publication was kept; else NULL */
+    uint32_t _cap;              /* slots in _ring: 8, 16, … up to <size> as it fills */
+    struct history_item *_ring; /* NULL until a publication is kept */
     char epoch[HISTORY_EPOCH_MAX + 1];
     uint8_t epoch_len;
 };

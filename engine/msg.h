@@ -26,10 +26,22 @@ struct msg {
     uint32_t origin;    /* publisher: shard << 24 | ... see shard.c; UINT32_MAX for none */
     uint32_t origin_gen;
     uint64_t t_recv_ns; /* CLOCK_MONOTONIC receipt of the publish; 0: not a publish */
+    uint64_t offset;    /* the room's offset, given by its home before the fan-out; 0: none */
+    struct msg *pub;    /* set by the room's home before the fan-out, NULL if it made none: the
+                           protocol `pub` push of this message, encoded once for every shard;
+                           this msg holds one reference to it */
     uint16_t name_len;  /* room name at data[len..len+name_len) */
+    uint16_t info_len;  /* publisher's ClientInfo JSON at data[len+name_len..+info_len); 0: none */
     uint8_t opcode;
-    uint8_t _pad[5];
+    uint8_t kind; /* enum msg_kind */
+    uint8_t _pad[2];
     uint8_t data[];
+};
+
+/* What a room message is to its members (room.c's fan-out reads it). */
+enum msg_kind {
+    MSG_PUB = 0,    /* a publication: raw members get the frame, protocol members a pub push */
+    MSG_PROTO_ONLY, /* a ready protocol push (join, leave) for members that asked join_leave */
 };
 
 /*
@@ -46,6 +58,11 @@ struct msg *msg_create(size_t len, size_t name_len);
 struct msg *msg_frame(uint8_t opcode, const uint8_t *p, size_t len, const char *name,
                       size_t name_len);
 
+/* msg_frame, followed by the publisher's ClientInfo JSON <info>[0..<info_len>) (at most
+ * UINT16_MAX bytes; may be empty). Returns it with one reference, or NULL when out of memory. */
+struct msg *msg_frame_info(uint8_t opcode, const uint8_t *p, size_t len, const char *name,
+                           size_t name_len, const char *info, size_t info_len);
+
 /*
  * The payload of the server frame <m> holds (FIN set, unmasked, as msg_frame writes it): sets
  * *<len> and returns where it starts within <m>, borrowed as long as <m> is. Cannot fail.
@@ -55,6 +72,11 @@ const uint8_t *msg_payload(const struct msg *m, size_t *len);
 static inline const char *msg_room_name(const struct msg *m)
 {
     return (const char *)m->data + m->len;
+}
+
+static inline const char *msg_info(const struct msg *m)
+{
+    return (const char *)m->data + m->len + m->name_len;
 }
 
 /* Takes a reference. Cannot fail. Relaxed: the caller already holds one. */

@@ -771,6 +771,9 @@ int proto_encode_pub(struct proto_buf *b, const struct proto_pub *pub)
     if (pub->info) {
         obj_key(&o, "info");
         put_client_info(b, pub->info);
+    } else if (pub->info_json.len) {
+        obj_key(&o, "info");
+        put_json(b, pub->info_json.p, pub->info_json.len);
     }
     obj_u64(&o, "offset", pub->offset, false);
     obj_close(&o);
@@ -909,19 +912,53 @@ const char *proto_close_reason(uint16_t code)
     }
 }
 
-struct msg *proto_pub_frame(const struct msg *m)
+int proto_encode_client_info(struct proto_buf *b, const struct proto_client_info *ci)
+{
+    put_client_info(b, ci);
+    return b->oom ? -ENOMEM : 0;
+}
+
+/* The Publication of room message <m> at <offset>, through <data> (scratch for its JSON). */
+static int msg_pub(struct proto_buf *data, const struct msg *m, uint64_t offset,
+                   struct proto_pub *pub)
 {
     size_t len;
     const uint8_t *p = msg_payload(m, &len);
+    if (proto_buf_raw_data(data, (const char *)p, len, m->opcode == WS_OP_TEXT) < 0)
+        return -ENOMEM;
+    *pub = (struct proto_pub){
+        .data = {data->p, data->len}, .info_json = {msg_info(m), m->info_len}, .offset = offset};
+    return 0;
+}
+
+int proto_encode_msg_pub(struct proto_buf *b, const struct msg *m, uint64_t offset)
+{
+    struct proto_buf data = {0};
+    struct proto_pub pub;
+    int rc = msg_pub(&data, m, offset, &pub);
+    if (rc == 0)
+        rc = proto_encode_pub(b, &pub);
+    proto_buf_fini(&data);
+    return rc;
+}
+
+struct msg *proto_pub_frame(const struct msg *m, uint32_t *pub_off, uint32_t *pub_len)
+{
     struct proto_buf data = {0}, b = {0};
+    struct proto_pub pub;
+    struct proto_str at;
     struct msg *out = NULL;
-    if (proto_buf_raw_data(&data, (const char *)p, len, m->opcode == WS_OP_TEXT) < 0)
+    if (msg_pub(&data, m, m->offset, &pub) < 0)
         goto done;
-    struct proto_pub pub = {.data = {data.p, data.len}};
     struct proto_str channel = {msg_room_name(m), m->name_len};
-    if (proto_encode_pub_push(&b, channel, &pub, NULL) < 0)
+    if (proto_encode_pub_push(&b, channel, &pub, &at) < 0)
         goto done;
     out = msg_frame(WS_OP_TEXT, (const uint8_t *)b.p, b.len, NULL, 0);
+    if (out && pub_off) {
+        /* The frame's header comes before the payload. */
+        *pub_off = (uint32_t)(out->len - b.len + (size_t)(at.p - b.p));
+        *pub_len = (uint32_t)at.len;
+    }
 done:
     proto_buf_fini(&data);
     proto_buf_fini(&b);

@@ -182,12 +182,18 @@ struct proto_client_info {
     struct proto_str user, client, conn_info, chan_info;
 };
 
-/* A publication to encode (§6): data is raw JSON and required; info NULL for none. */
+/* A publication to encode (§6): data is raw JSON and required; info NULL for none, or the
+ * ClientInfo already encoded in info_json (proto_encode_client_info; used when info is NULL and
+ * info_json not empty). */
 struct proto_pub {
     struct proto_str data;
     const struct proto_client_info *info;
+    struct proto_str info_json;
     uint64_t offset; /* 0: omitted (a channel without history) */
 };
+
+/* Appends ClientInfo <ci> as a JSON object (§5). Returns 0 or -ENOMEM. */
+int proto_encode_client_info(struct proto_buf *b, const struct proto_client_info *ci);
 
 struct proto_connect_result {
     struct proto_str client; /* required */
@@ -274,12 +280,20 @@ int proto_encode_disconnect_push(struct proto_buf *b, uint32_t code, const char 
 
 /*
  * The text frame a protocol subscriber gets for the room message <m> (a server frame made by
- * msg_frame, with its room name): `{"push":{"channel":<room>,"pub":{"data":D}}}`, where D is the
- * payload as JSON when <m> is a text frame holding valid JSON, else the payload as a JSON
- * string (ARCHITECTURE.md, "Endpoints"). Borrows <m> for the call (never writes to it: it is
- * shared across shards). Returns a new msg with one reference, or NULL when out of memory.
+ * msg_frame or msg_frame_info, with its room name):
+ * `{"push":{"channel":<room>,"pub":{"data":D,"info":I,"offset":O}}}`, where D is the payload as
+ * JSON when <m> is a text frame holding valid JSON, else the payload as a JSON string
+ * (ARCHITECTURE.md, "Endpoints"), I the publisher's ClientInfo of msg_info() (absent when
+ * none) and O <m>->offset (absent when 0). Sets <pub_off> and <pub_len> (when not NULL) to the
+ * span of the Publication object within the new msg's data, for the history. Borrows <m> for
+ * the call (never writes to it: it is shared across shards). Returns a new msg with one
+ * reference, or NULL when out of memory.
  */
-struct msg *proto_pub_frame(const struct msg *m);
+struct msg *proto_pub_frame(const struct msg *m, uint32_t *pub_off, uint32_t *pub_len);
+
+/* Appends the Publication object of room message <m> with offset <offset> (as proto_pub_frame
+ * writes it inside its push). Returns 0 or -ENOMEM. */
+int proto_encode_msg_pub(struct proto_buf *b, const struct msg *m, uint64_t offset);
 
 /* The message of error <code> (§8 table), "unknown error" for others. Cannot fail. */
 const char *proto_error_message(uint32_t code);

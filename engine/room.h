@@ -20,8 +20,10 @@
 #ifndef RINGCAST_ROOM_H
 #define RINGCAST_ROOM_H
 
+#include "history.h"
 #include "list.h"
 #include "msg.h"
+#include "proto.h"
 
 #include <stdbool.h>
 #include <stddef.h>
@@ -40,7 +42,8 @@ enum {
     XS_JOIN,        /* member shard -> home: first local member (ptr: a struct room the home
                        keeps or frees) */
     XS_LEAVE,       /* member shard -> home: last local member left (ptr: msg with the name) */
-    XS_ASK,         /* asker -> home: a question (ptr: struct room_ask) */
+    XS_ASK,         /* asker -> home (and on to each member shard, for presence): a question
+                       (ptr: struct room_ask) */
     XS_ANSWER,      /* home -> asker: the same question, answered (ptr: struct room_ask) */
 };
 
@@ -49,12 +52,19 @@ struct room_table {
     uint32_t mask;
     uint32_t nr;
     struct list pending; /* rooms whose JOIN or LEAVE could not be sent yet (retried) */
+    struct list streams; /* home: streams holding publications, by last publication, oldest
+                            first (the --history-ttl sweep) */
 };
 
 enum sub_flag {
-    SUB_ECHO = 1u << 0,  /* deliver the connection's own publishes to it too */
-    SUB_PROTO = 1u << 1, /* a protocol-mode subscriber: it gets each message as a `pub` push
-                            (proto_pub_frame), built once per fan-out on a shard */
+    SUB_ECHO = 1u << 0,       /* deliver the connection's own publishes to it too */
+    SUB_PROTO = 1u << 1,      /* a protocol-mode subscriber: it gets each message as a `pub` push
+                                 (msg.pub, encoded once by the room's home) and presence counts it
+                                 (it must be embedded as proto_conn.h says) */
+    SUB_JOIN_LEAVE = 1u << 2, /* protocol: also gets the join and leave pushes */
+    SUB_PENDING = 1u << 3,    /* protocol: waits for its position from the home: gets nothing
+                                 (every publication sent meanwhile is in that answer or before
+                                 its position); the owner clears it */
 };
 
 /* One connection's membership of one room. All-zero: not subscribed. */
@@ -88,11 +98,23 @@ int room_publish(struct shard *s, const struct sub *from, uint8_t opcode, const 
 
 /*
  * Publishes to room <name>[0..<name_len>) from outside any connection (the HTTP API, a cluster
- * peer), from any shard: every member gets it. A room without members drops it. Returns 0 or
- * -ENOMEM.
+ * peer, a protocol client), from any shard: every member gets it, protocol subscribers with the
+ * publisher's ClientInfo JSON <info>[0..<info_len>) (may be empty; at most UINT16_MAX bytes).
+ * The home gives it the room's next offset and keeps it in the history (--history-size), even
+ * when no member is there; with no history and no member it is dropped. Returns 0 or -ENOMEM.
  */
 int room_publish_by_name(struct shard *s, const char *name, size_t name_len, uint8_t opcode,
                          const uint8_t *p, size_t len);
+int room_publish_info(struct shard *s, const char *name, size_t name_len, uint8_t opcode,
+                      const uint8_t *p, size_t len, const char *info, size_t info_len);
+
+/*
+ * Sends the ready protocol push <push>[0..<len>) (a join or a leave) to the protocol members of
+ * room <name> that asked for join/leave (SUB_JOIN_LEAVE), through the home, in order with the
+ * room's publications. It takes no offset and no place in the history. Returns 0 or -ENOMEM.
+ */
+int room_push_join_leave(struct shard *s, const char *name, size_t name_len, const char *push,
+                         size_t len);
 
 /* ---- questions about a room, answered by its home ----------------------------------------- */
 
@@ -104,10 +126,19 @@ struct reply_to {
 };
 
 enum room_question {
-    ROOM_Q_INFO = 1, /* does the room exist, and on how many shards has it members */
+    ROOM_Q_INFO = 1,       /* does the room exist, and on how many shards has it members */
+    ROOM_Q_PRESENCE,       /* result: {"presence":{"<client>":ClientInfo,…}} */
+    ROOM_Q_PRESENCE_STATS, /* result: {"num_clients":N,"num_users":M} */
+    ROOM_Q_HISTORY,        /* in: hist; result: {"publications":[…],"epoch":"…","offset":N} */
+    ROOM_Q_SUBSCRIBE,      /* in: hist.has_since (recover), since_offset, since_epoch; answer:
+                              epoch, top, recovery and, when recovered, result: the missed
+                              Publication objects, comma-separated, oldest first */
 };
 
 struct room_ask;
+/* The ClientInfo of a protocol subscription (SUB_PROTO), for presence: proto_conn.h's
+ * proto_sub_client_info. Runs on the subscription's shard. */
+typedef void (*room_client_info_fn)(const struct sub *sub, struct proto_client_info *ci);
 /* Runs on the asker's shard with the answer, only while the asking connection is still the
  * one of the reply address and OPEN. The ask is freed after it returns. */
 typedef void (*room_answer_cb)(struct shard *s, struct conn *c, const struct room_ask *a);
@@ -122,11 +153,29 @@ struct room_ask {
     uint32_t question; /* enum room_question */
     struct reply_to reply;
     room_answer_cb on_answer;
-    uint64_t cookie; /* the asker's own */
+    room_client_info_fn client_info; /* ROOM_Q_PRESENCE and ROOM_Q_PRESENCE_STATS: required */
+    uint64_t cookie;                 /* the asker's own */
+    /* ROOM_Q_HISTORY and ROOM_Q_SUBSCRIBE in */
+    struct {
+        int32_t limit; /* as struct history_query */
+        bool reverse, has_since;
+        uint64_t since_offset;
+        char since_epoch[HISTORY_EPOCH_MAX + 1]; /* NUL-terminated; "" matches any */
+    } hist;
     /* answer */
-    int status;               /* 0, or -ENOENT: no such room (no member anywhere) */
-    uint32_t nr_shards;       /* shards with members */
-    uint32_t nr_home_members; /* subscriptions on the home shard */
+    int status;               /* ROOM_Q_INFO: 0, or -ENOENT: no such room (no member anywhere) */
+    uint32_t nr_shards;       /* ROOM_Q_INFO: shards with members */
+    uint32_t nr_home_members; /* ROOM_Q_INFO: subscriptions on the home shard */
+    uint32_t error;           /* protocol error code (§8: 107, 108, 112, 100), 0: answered */
+    struct proto_buf result;  /* the result's JSON text (see enum room_question) */
+    uint64_t top;             /* ROOM_Q_SUBSCRIBE: the stream's top offset */
+    uint32_t recovery;        /* ROOM_Q_SUBSCRIBE with hist.has_since: enum history_recovery */
+    char epoch[HISTORY_EPOCH_MAX + 1]; /* ROOM_Q_SUBSCRIBE: the stream's epoch */
+    /* private: the presence questions' round of the member shards */
+    uint64_t _todo;
+    struct proto_buf _users;
+    uint32_t _nr_clients;
+    bool _at_home_done;
     /* the room */
     uint64_t hash;
     uint16_t name_len;
@@ -139,8 +188,13 @@ struct room_ask *room_ask_create(struct shard *s, struct conn *c, uint32_t q, co
                                  size_t len, room_answer_cb cb);
 
 /* Sends <a> (taken) to the room's home; the answer comes back to <cb> on this shard, or is
- * dropped when the asker is gone by then. Returns 0, or -ENOMEM (<a> freed, no answer). */
+ * dropped when the asker is gone by then. When this shard is the home (and no other shard is
+ * to be asked), <cb> runs before room_ask returns. Returns 0, or -ENOMEM (<a> freed, no
+ * answer). */
 int room_ask(struct shard *s, struct room_ask *a);
+
+/* Frees an ask that was never sent. Cannot fail. */
+void room_ask_free(struct room_ask *a);
 
 /* ---- for the shard loop and the engine -------------------------------------------------- */
 
@@ -150,6 +204,10 @@ void room_handle_envelope(struct shard *s, const struct xshard_env *env);
 /* Sends the JOINs and LEAVEs that could not be sent before. Returns true when some are still
  * pending. */
 bool room_retry(struct shard *s);
+
+/* Once a second: drops the publications --history-ttl has expired and the rooms left with
+ * nothing. Cannot fail. */
+void room_tick(struct shard *s);
 
 /* Makes an empty table. Returns 0 or -ENOMEM. */
 int room_table_init(struct room_table *t);

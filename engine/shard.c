@@ -335,8 +335,10 @@ void shard_run(struct shard *s)
         if (!s->draining && atomic_load_explicit(&e->draining, memory_order_acquire))
             start_drain(s);
         if (s->now != s->trim_sec) {
-            /* Once a second: the memory of a handshake storm goes back after it (tls.h). */
+            /* Once a second: the memory of a handshake storm goes back after it (tls.h), and
+             * history past --history-ttl goes (room.h). */
             tls_thread_tick();
+            room_tick(s);
             s->trim_sec = s->now;
         }
         timer_wheel_advance(&s->wheel, s->now, conn_on_timer, s);

@@ -94,6 +94,11 @@ static void arm_timer(struct shard *s, struct conn *c)
         next = ws_of(c)->next_ping;
     if (cfg->idle_timeout && c->last_rx + cfg->idle_timeout + 1 < next)
         next = c->last_rx + cfg->idle_timeout + 1;
+    if (app_of(c)->due) {
+        uint32_t due = app_of(c)->due(c);
+        if (due < next)
+            next = due;
+    }
     if (next != UINT32_MAX)
         conn_timer_arm(s, c, next);
     else
@@ -203,6 +208,14 @@ void ws_on_timer(struct shard *s, struct conn *c)
             conn_enqueue(s, c, m);
         ws->next_ping = s->now + cfg->ping_interval;
     }
+    if (conn_is_open(c) && app_of(c)->tick && s->now >= app_of(c)->due(c))
+        app_of(c)->tick(s, c);
+    if (conn_is_open(c))
+        arm_timer(s, c);
+}
+
+void ws_rearm(struct shard *s, struct conn *c)
+{
     if (conn_is_open(c))
         arm_timer(s, c);
 }

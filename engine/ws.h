@@ -58,7 +58,15 @@ struct ws_handler {
      * memory: that ping is skipped). NULL: a WebSocket ping frame (raw mode); protocol mode
      * sends its application-level ping instead (PROTOCOL-CENTRIFUGO.md §7). */
     struct msg *(*ping)(void);
+    /* The application's own deadline (may be NULL): due() gives the shard second (s->now) at
+     * which tick() must run next, UINT32_MAX for none; the WebSocket timer runs it then, and
+     * the application calls ws_rearm() when its deadline moves earlier. */
+    uint32_t (*due)(const struct conn *c);
+    void (*tick)(struct shard *s, struct conn *c);
 };
+
+/* Re-arms <c>'s timer after its application's deadline changed. Cannot fail. */
+void ws_rearm(struct shard *s, struct conn *c);
 
 void ws_on_input(struct shard *s, struct conn *c, uint8_t *p, size_t len);
 void ws_on_timer(struct shard *s, struct conn *c);

@@ -2,9 +2,11 @@
 """Protocol mode, WS /connection/websocket: the Centrifugo client protocol in JSON
 (PROTOCOL-CENTRIFUGO.md), driven by a raw-socket client sending JSON frames. Covers connect
 (anonymous, HS256 tokens good, bad and expired), first-command-must-be-connect, bad input
-closes, subscribe/publish/pub push, channel rules (`$` and `#`), batched commands, the
-app-level ping, the methods not served yet (error 108), and raw rooms and protocol channels as
-one namespace."""
+closes, subscribe/publish/pub push with offsets and the publisher's info, channel rules (`$`
+and `#`), batched commands, the app-level ping, presence and join/leave across shards, history,
+positioning and recovery (with a gap too old to recover, and under a running publisher),
+refresh and sub_refresh, expiry (3005) and stale connections (3502), server-side subscriptions
+from the token, rpc (108), and raw rooms and protocol channels as one namespace."""
 import base64
 import hashlib
 import hmac
@@ -89,7 +91,10 @@ class Client:
         if tok:
             body["token"] = tok
         self.send({"connect": body, "id": id_})
-        return self.reply(id_)
+        r = self.reply(id_)
+        if "connect" in r:
+            self.client = r["connect"]["client"]
+        return r
 
     def expect_close(self, timeout=5.0):
         try:
@@ -112,6 +117,14 @@ class Client:
         except OSError:
             pass
         self.ws.sock.close()
+
+
+def bare(push):
+    """A pub push without the fields that vary (the publisher's info, the offset)."""
+    pub = dict(push["pub"])
+    pub.pop("info", None)
+    pub.pop("offset", None)
+    return {"channel": push["channel"], "pub": pub}
 
 
 def subscribed(b, chan, n=1):
@@ -212,22 +225,16 @@ def case_batch_one_frame(b):
            {"presence": {"channel": "batch"}, "id": 3})
     r1, r2, r3 = c.reply(1), c.reply(2), c.reply(3)
     assert "connect" in r1 and r2 == {"id": 2, "subscribe": {}}, (r1, r2)
-    assert r3 == {"id": 3, "error": {"code": 108, "message": "not available"}}, r3
-    assert len(c.frames) == 1, c.frames
+    assert r3["presence"]["presence"][r1["connect"]["client"]] == {
+        "user": "", "client": r1["connect"]["client"]}, r3
     c.close()
 
 
-def case_not_yet_served(b):
+def case_rpc_and_send(b):
     c = Client(b)
     c.connect()
-    cmds = [{"presence": {"channel": "n"}, "id": 2}, {"presence_stats": {"channel": "n"}, "id": 3},
-            {"history": {"channel": "n"}, "id": 4}, {"refresh": {"token": "x"}, "id": 5},
-            {"sub_refresh": {"channel": "n", "token": "x"}, "id": 6},
-            {"rpc": {"method": "m", "data": {}}, "id": 7}]
-    c.send(*cmds)
-    for i in range(2, 8):
-        r = c.reply(i)
-        assert r["error"]["code"] == 108, r
+    c.send({"rpc": {"method": "m", "data": {}}, "id": 7})
+    assert c.reply(7) == {"id": 7, "error": {"code": 108, "message": "not available"}}
     # send is fire-and-forget: no reply, and the connection lives on.
     c.send({"send": {"data": {"x": 1}}})
     c.send({"unsubscribe": {"channel": "never"}, "id": 8})
@@ -242,8 +249,11 @@ def case_publish_subscribe(b):
     # The publisher gets its own publication too (Centrifugo semantics).
     reply, push = a.reply_and_push(3)
     assert reply == {"id": 3, "publish": {}}, reply
-    assert push == {"channel": "chat", "pub": {"data": {"text": "hello", "n": 1}}}, push
-    assert bb.push() == {"channel": "chat", "pub": {"data": {"text": "hello", "n": 1}}}
+    assert bare(push) == {"channel": "chat", "pub": {"data": {"text": "hello", "n": 1}}}, push
+    # The publisher's ClientInfo and the channel's offset ride along (§5, §6).
+    assert push["pub"]["info"] == {"user": "", "client": a.client}, push
+    got = bb.push()
+    assert got == push, (got, push)
     # Order per publisher.
     for i in range(20):
         bb.send({"publish": {"channel": "chat", "data": i}, "id": 10 + i})
@@ -326,16 +336,20 @@ def case_raw_and_proto_one_namespace(b):
             break
     # raw -> protocol: JSON text passes as JSON, anything else as a string.
     raw.send_text('  {"a": [1, 2]}  ')
-    assert p.push() == {"channel": "lobby", "pub": {"data": {"a": [1, 2]}}}
+    first = p.push()
+    assert bare(first) == {"channel": "lobby", "pub": {"data": {"a": [1, 2]}}}, first
+    assert "info" not in first["pub"], first  # a raw member has no ClientInfo
     raw.send_text("plain text")
-    assert p.push() == {"channel": "lobby", "pub": {"data": "plain text"}}
+    nxt = p.push()
+    assert bare(nxt) == {"channel": "lobby", "pub": {"data": "plain text"}}, nxt
+    assert nxt["pub"]["offset"] == first["pub"]["offset"] + 1, (first, nxt)
     raw.send_binary(b"\x01\x02")
     assert p.push()["pub"]["data"] == "\x01\x02"
     # protocol -> raw: the JSON text of data, as a text frame.
     p.send({"publish": {"channel": "lobby", "data": {"from": "sdk"}}, "id": 9})
     reply, push = p.reply_and_push(9)
     assert reply == {"id": 9, "publish": {}}, reply
-    assert push == {"channel": "lobby", "pub": {"data": {"from": "sdk"}}}, push
+    assert bare(push) == {"channel": "lobby", "pub": {"data": {"from": "sdk"}}}, push
     while True:
         op, data = raw.recv_message(5)
         if data not in (b'{"probe":1}',):
@@ -430,10 +444,307 @@ def case_private_channels(b):
     c.close()
 
 
+def drain(c, seconds=0.2):
+    """Reads and drops whatever arrives within <seconds>."""
+    while True:
+        try:
+            c.next(seconds)
+        except Exception:  # noqa: BLE001 - quiet now
+            return
+
+
+def case_history(b):
+    """Offsets 1, 2, 3… per channel, raw publications included; history with limit, reverse and
+    since (§5), 112 for another epoch, 107 for reverse from offset 0."""
+    c = Client(b)
+    c.connect()
+    c.send({"history": {"channel": "hist"}, "id": 2})
+    h = c.reply(2)["history"]
+    # An empty stream has a position too (its epoch lasts while the room has members or kept
+    # publications).
+    assert h["publications"] == [] and h["offset"] == 0 and h["epoch"], h
+    for i in range(1, 5):
+        c.send({"publish": {"channel": "hist", "data": {"n": i}}, "id": 10 + i})
+        assert c.reply(10 + i) == {"id": 10 + i, "publish": {}}
+    raw = RawWS(b.port, "/room/hist")
+    raw.send_text("from raw")  # a raw member's message takes offset 5
+    deadline = time.monotonic() + 5
+    while True:
+        c.send({"history": {"channel": "hist"}, "id": 3})
+        h = c.reply(3)["history"]
+        if h["offset"] == 5 or time.monotonic() > deadline:
+            break
+        time.sleep(0.05)
+    epoch = h["epoch"]
+    assert h == {"publications": [], "epoch": epoch, "offset": 5}, h
+    c.send({"history": {"channel": "hist", "limit": 2, "reverse": True}, "id": 4})
+    h = c.reply(4)["history"]
+    assert [x["offset"] for x in h["publications"]] == [5, 4], h
+    assert h["publications"][0]["data"] == "from raw" and "info" not in h["publications"][0], h
+    assert h["publications"][1]["info"] == {"user": "", "client": c.client}, h
+    c.send({"history": {"channel": "hist", "since": {"offset": 2, "epoch": epoch}, "limit": 10},
+            "id": 5})
+    h = c.reply(5)["history"]
+    assert [x["data"] for x in h["publications"]] == [{"n": 3}, {"n": 4}, "from raw"], h
+    c.send({"history": {"channel": "hist", "limit": -1}, "id": 6})
+    assert len(c.reply(6)["history"]["publications"]) == 5
+    c.send({"history": {"channel": "hist", "since": {"offset": 1, "epoch": "nope"}, "limit": 9},
+            "id": 7})
+    assert c.reply(7) == {"id": 7, "error": {"code": 112, "message": "unrecoverable position"}}
+    c.send({"history": {"channel": "hist", "since": {"offset": 0}, "reverse": True}, "id": 8})
+    assert c.reply(8)["error"]["code"] == 107
+    raw.close()
+    c.close()
+
+
+def case_presence_join_leave(b):
+    """Clients on both shards: presence lists each with its ClientInfo, presence_stats counts
+    clients and distinct users; join and leave pushes reach those that asked (§5, §6)."""
+    watcher = Client(b)
+    watcher.connect()
+    watcher.send({"subscribe": {"channel": "pres", "join_leave": True}, "id": 2})
+    assert watcher.reply(2) == {"id": 2, "subscribe": {}}
+    j = watcher.push()  # its own join (§6: the joiner gets its own join too)
+    assert j == {"channel": "pres", "join": {"info": {"user": "", "client": watcher.client}}}, j
+    others = []
+    for i in range(5):  # with two shards, some land on the other one
+        o = Client(b)
+        o.connect()
+        o.send({"subscribe": {"channel": "pres"}, "id": 2})
+        assert o.reply(2) == {"id": 2, "subscribe": {}}
+        others.append(o)
+    joined = set()
+    while len(joined) < 5:
+        p = watcher.push()
+        assert "join" in p, p
+        joined.add(p["join"]["info"]["client"])
+    assert joined == {o.client for o in others}, joined
+    watcher.send({"presence": {"channel": "pres"}, "id": 3},
+                 {"presence_stats": {"channel": "pres"}, "id": 4})
+    pr = watcher.reply(3)["presence"]["presence"]
+    assert set(pr) == joined | {watcher.client}, pr
+    for cid, info in pr.items():
+        assert info == {"user": "", "client": cid}, info
+    assert watcher.reply(4) == {"id": 4, "presence_stats": {"num_clients": 6, "num_users": 1}}
+    # One unsubscribes, one closes: two leaves.
+    others[0].send({"unsubscribe": {"channel": "pres"}, "id": 9})
+    assert others[0].reply(9) == {"id": 9, "unsubscribe": {}}
+    others[1].close()
+    left = set()
+    while len(left) < 2:
+        p = watcher.push()
+        assert "leave" in p, p
+        left.add(p["leave"]["info"]["client"])
+    assert left == {others[0].client, others[1].client}, left
+    watcher.send({"presence_stats": {"channel": "pres"}, "id": 5})
+    assert watcher.reply(5)["presence_stats"] == {"num_clients": 4, "num_users": 1}
+    # Who did not ask for join/leave gets none.
+    others[2].silence(0.3)
+    for o in [watcher] + others:
+        o.close()
+
+
+def positioned_sub(c, chan, id_, **extra):
+    body = {"channel": chan, "recoverable": True, "positioned": True}
+    body.update(extra)
+    c.send({"subscribe": body, "id": id_})
+    return c.reply(id_)["subscribe"]
+
+
+def case_recovery(b):
+    """A recoverable subscription gets epoch and offset; after a reconnect it recovers what it
+    missed, exactly once and in order, then the live pushes go on from there (§8)."""
+    pub = Client(b)
+    pub.connect()
+    pub.send({"publish": {"channel": "rec", "data": 0}, "id": 2})
+    pub.reply(2)
+    c = Client(b)
+    c.connect()
+    r = positioned_sub(c, "rec", 2)
+    assert r["recoverable"] is True and r["positioned"] is True and r["offset"] >= 1, r
+    epoch, offset = r["epoch"], r["offset"]
+    c.close()
+    for i in range(1, 4):
+        pub.send({"publish": {"channel": "rec", "data": i}, "id": 10 + i})
+        pub.reply(10 + i)
+    c = Client(b)
+    c.connect()
+    r = positioned_sub(c, "rec", 2, recover=True, offset=offset, epoch=epoch)
+    assert r["was_recovering"] is True and r["recovered"] is True, r
+    assert r["offset"] == offset and r["epoch"] == epoch, r
+    assert [p["data"] for p in r["publications"]] == [1, 2, 3], r
+    assert [p["offset"] for p in r["publications"]] == [offset + 1, offset + 2, offset + 3], r
+    pub.send({"publish": {"channel": "rec", "data": 4}, "id": 20})
+    p = c.push()
+    assert p["pub"]["data"] == 4 and p["pub"]["offset"] == offset + 4, p
+    # Nothing missed: recovered, no publications.
+    c.close()
+    c = Client(b)
+    c.connect()
+    r = positioned_sub(c, "rec", 2, recover=True, offset=offset + 4, epoch=epoch)
+    assert r["recovered"] is True and "publications" not in r, r
+    # Another epoch: not recovered, the current position instead.
+    c.close()
+    c = Client(b)
+    c.connect()
+    r = positioned_sub(c, "rec", 2, recover=True, offset=1, epoch="other")
+    assert r["was_recovering"] is True and "recovered" not in r, r
+    assert r["offset"] == offset + 4 and r["epoch"] == epoch and "publications" not in r, r
+    c.close()
+    pub.close()
+
+
+def case_recovery_gap(b):
+    """--history-size 3: a client that missed 5 is told it did not recover, never given a
+    hole."""
+    pub = Client(b)
+    pub.connect()
+    c = Client(b)
+    c.connect()
+    r = positioned_sub(c, "gap", 2)
+    epoch, offset = r["epoch"], r.get("offset", 0)
+    c.close()
+    for i in range(5):
+        pub.send({"publish": {"channel": "gap", "data": i}, "id": 10 + i})
+        pub.reply(10 + i)
+    c = Client(b)
+    c.connect()
+    r = positioned_sub(c, "gap", 2, recover=True, offset=offset, epoch=epoch)
+    assert r["was_recovering"] is True and "recovered" not in r, r
+    assert r["offset"] == offset + 5 and "publications" not in r, r
+    c.send({"history": {"channel": "gap", "limit": -1}, "id": 3})
+    h = c.reply(3)["history"]
+    assert [x["data"] for x in h["publications"]] == [2, 3, 4], h
+    c.close()
+    pub.close()
+
+
+def case_recovery_under_load(b):
+    """A publisher keeps publishing while clients on both shards resubscribe with recovery: the
+    recovered publications and the pushes after the reply meet exactly, no gap and no double."""
+    pub = Client(b)
+    pub.connect()
+    stop = [False]
+    sent = [0]
+
+    def publisher():
+        n = 0
+        while not stop[0] and n < 20000:
+            n += 1
+            pub.send({"publish": {"channel": "busy", "data": n}, "id": 1000 + n})
+            sent[0] = n
+            time.sleep(0.001)
+
+    import threading
+    t = threading.Thread(target=publisher)
+    t.start()
+    try:
+        for round_ in range(6):
+            c = Client(b)
+            c.connect()
+            r = positioned_sub(c, "busy", 2)
+            epoch, offset = r["epoch"], r.get("offset", 0)
+            seen = []
+            deadline = time.monotonic() + 0.3
+            while time.monotonic() < deadline:
+                try:
+                    p = c.push(0.3)
+                except Exception:  # noqa: BLE001
+                    break
+                seen.append(p["pub"]["offset"])
+            assert seen == list(range(offset + 1, offset + 1 + len(seen))), (offset, seen[:10])
+            last = seen[-1] if seen else offset
+            c.close()
+            time.sleep(0.05)
+            c = Client(b)
+            c.connect()
+            r = positioned_sub(c, "busy", 2, recover=True, offset=last, epoch=epoch)
+            assert r.get("recovered") is True, r
+            got = [p["offset"] for p in r.get("publications", [])]
+            deadline = time.monotonic() + 0.3
+            while time.monotonic() < deadline:
+                try:
+                    p = c.push(0.3)
+                except Exception:  # noqa: BLE001
+                    break
+                got.append(p["pub"]["offset"])
+            assert got == list(range(last + 1, last + 1 + len(got))), (round_, last, got[:10])
+            assert len(got) > 0, round_
+            c.close()
+    finally:
+        stop[0] = True
+        t.join()
+        pub.close()
+
+
+def case_server_side_subs(b):
+    """The token's `channels` subscribe the connection at connect: `subs` in the reply, and the
+    channel's publications arrive as pushes (§3, §9)."""
+    c = Client(b)
+    r = c.connect(token({"sub": "srv", "channels": ["news", "alerts"]}))
+    assert r["connect"]["subs"] == {"news": {}, "alerts": {}}, r
+    p = Client(b)
+    p.connect(token({"sub": "editor"}))
+    deadline = time.monotonic() + 5
+    while True:  # the membership reaches the home through a queue
+        p.send({"publish": {"channel": "news", "data": "hi"}, "id": 2})
+        p.reply(2)
+        try:
+            m = c.push(0.2)
+            break
+        except Exception:  # noqa: BLE001
+            assert time.monotonic() < deadline
+    assert m["channel"] == "news" and m["pub"]["data"] == "hi", m
+    assert m["pub"]["info"]["user"] == "editor", m
+    c.close()
+    p.close()
+
+
+def case_refresh(b):
+    """refresh moves the connection's expiry, sub_refresh a subscription's; a token of another
+    user closes 3500 (§9)."""
+    c = Client(b)
+    now = int(time.time())
+    r = c.connect(token({"sub": "ref", "exp": now + 30}))
+    assert r["connect"]["expires"] is True, r
+    c.send({"refresh": {"token": token({"sub": "ref", "exp": now + 600})}, "id": 2})
+    r = c.reply(2)["refresh"]
+    assert r["client"] == c.client and r["expires"] is True and 590 <= r["ttl"] <= 600, r
+    st = token({"sub": "ref", "channel": "$sr", "exp": now + 30})
+    c.send({"subscribe": {"channel": "$sr", "token": st}, "id": 3})
+    assert c.reply(3)["subscribe"]["expires"] is True
+    st2 = token({"sub": "ref", "channel": "$sr", "exp": now + 300})
+    c.send({"sub_refresh": {"channel": "$sr", "token": st2}, "id": 4})
+    r = c.reply(4)
+    assert r["sub_refresh"]["expires"] is True and 290 <= r["sub_refresh"]["ttl"] <= 300, r
+    c.send({"sub_refresh": {"channel": "$not-mine", "token": st2}, "id": 5})
+    assert c.reply(5)["error"]["code"] == 103
+    c.send({"refresh": {"token": token({"sub": "someone-else"})}, "id": 6})
+    assert c.expect_close()[0] == 3500
+    c.close()
+
+
+def case_expiry_closes(b):
+    """A connection left expired is closed 3005 a few seconds after its token's exp; one that
+    never connects is closed 3502 "stale" after 10 s (§3, §9)."""
+    stale = Client(b)
+    c = Client(b)
+    c.connect(token({"sub": "late", "exp": int(time.time()) + 1}))
+    t0 = time.monotonic()
+    code, reason = c.expect_close(15)
+    assert code == 3005 and reason == b"connection expired", (code, reason)
+    assert 1 <= time.monotonic() - t0 <= 10, time.monotonic() - t0
+    code, reason = stale.expect_close(15)
+    assert code == 3502 and reason == b"stale", (code, reason)
+    c.close()
+    stale.close()
+
+
 def case_push_out_of_memory(b):
-    """RINGCAST_FAULT=proto_push:2 (debug builds): every second pub push cannot be built. Its
-    protocol members miss that publication, raw members still get theirs, nothing leaks (ASan's
-    leak check at exit) and the connections carry on."""
+    """RINGCAST_FAULT=proto_push:1 (debug builds): no pub push can be built, neither by the home
+    nor by a member shard. The protocol members miss the publications, raw members still get
+    theirs, the history still holds them all (encoded when asked), nothing leaks (ASan's leak
+    check at exit) and the connections carry on."""
     deadline = time.monotonic() + 1.0  # the stderr reader thread may lag the start
     while not any("RINGCAST_FAULT" in line for line in b.stderr_lines):
         if time.monotonic() > deadline:
@@ -445,21 +756,16 @@ def case_push_out_of_memory(b):
     time.sleep(0.3)  # one shard: the memberships are in place already
     for i in range(10):
         raw.send_text(str(i))
-    got_raw = []
     pub = Client(b)
     pub.connect()
     pub.send({"publish": {"channel": "oom", "data": "last"}, "id": 2})
-    while len(got_raw) < 1:
-        op, data = raw.recv_message(5)
-        got_raw.append(data)
-    assert got_raw == [b'"last"'], got_raw
-    seen = []
-    while True:
-        d = p.push()["pub"]["data"]
-        if d == "last" or len(seen) > 10:
-            break
-        seen.append(d)
-    assert len(seen) == 5 and set(seen) <= set(range(10)), seen
+    op, data = raw.recv_message(5)
+    assert data == b'"last"', data
+    p.silence(0.5)
+    p.send({"history": {"channel": "oom", "limit": -1}, "id": 3})
+    h = p.reply(3)["history"]
+    assert [x["data"] for x in h["publications"]] == list(range(10)) + ["last"], h
+    assert [x["offset"] for x in h["publications"]] == list(range(1, 12)), h
     raw.close()
     p.close()
     pub.close()
@@ -473,23 +779,32 @@ def main():
                          ("bad_input_closes", case_bad_input_closes),
                          ("second_connect_closes", case_second_connect_closes),
                          ("batch_one_frame", case_batch_one_frame),
-                         ("not_yet_served", case_not_yet_served),
+                         ("rpc_and_send", case_rpc_and_send),
                          ("publish_subscribe", case_publish_subscribe),
                          ("subscribe_then_publish_same_frame",
                           case_subscribe_then_publish_same_frame),
                          ("already_subscribed", case_already_subscribed),
                          ("channel_limit", case_channel_limit),
-                         ("raw_and_proto_one_namespace", case_raw_and_proto_one_namespace)]:
+                         ("raw_and_proto_one_namespace", case_raw_and_proto_one_namespace),
+                         ("history", case_history),
+                         ("presence_join_leave", case_presence_join_leave),
+                         ("recovery", case_recovery),
+                         ("recovery_under_load", case_recovery_under_load)]:
             r.run(name, fn, b)
+    with Broker("--shards", "2", "--history-size", "3") as b:
+        r.run("recovery_gap", case_recovery_gap, b)
     with Broker("--shards", "1", "--ping-interval", "1", "--idle-timeout", "3") as b:
         r.run("ping_pong", case_ping_pong, b)
-    with Broker("--shards", "1", env={"RINGCAST_FAULT": "proto_push:2"}) as b:
+    with Broker("--shards", "1", env={"RINGCAST_FAULT": "proto_push:1"}) as b:
         r.run("push_out_of_memory", case_push_out_of_memory, b)
     with Broker("--shards", "2", "--jwt-secret", SECRET) as b:
         for name, fn in [("token_connect", case_token_connect), ("token_bad", case_token_bad),
                          ("token_expired", case_token_expired),
                          ("anonymous_refused_with_secret", case_anonymous_refused_with_secret),
-                         ("private_channels", case_private_channels)]:
+                         ("private_channels", case_private_channels),
+                         ("server_side_subs", case_server_side_subs),
+                         ("refresh", case_refresh),
+                         ("expiry_closes", case_expiry_closes)]:
             r.run(name, fn, b)
     r.finish()
 

@@ -174,6 +174,33 @@ static void wrap_around(void **state)
     release(&ps);
 }
 
+/* The ring starts small and doubles up to the size: 8, 16, then 20; the publications stay in
+ * order through every growth and through the wrap after it. */
+static void ring_grows(void **state)
+{
+    (void)state;
+    struct history h;
+    struct pubs ps = {0};
+    int rc;
+    history_init(&h, 20, 0, "e");
+    publish(&h, &ps, 100);
+    assert_int_equal(h._cap, 8);
+    for (int i = 1; i < 9; i++)
+        publish(&h, &ps, 100);
+    assert_int_equal(h._cap, 16);
+    assert_string_equal(query(&h, -1, false, false, 0, NULL, 100, &rc), "1,2,3,4,5,6,7,8,9");
+    for (int i = 9; i < 30; i++)
+        publish(&h, &ps, 100);
+    assert_int_equal(h._cap, 20);
+    assert_int_equal(h.nr, 20);
+    assert_string_equal(query(&h, 3, true, false, 0, NULL, 100, &rc), "30,29,28");
+    assert_string_equal(query(&h, 3, false, false, 0, NULL, 100, &rc), "11,12,13");
+    for (int i = 0; i < 30; i++)
+        assert_int_equal(refs_of(ps.m[i]), i < 10 ? 1 : 2);
+    history_fini(&h);
+    release(&ps);
+}
+
 /* ---------------------------------------------------------------------------------------------
  * since at the edges: held 5..7 of a stream whose top is 7
  * -------------------------------------------------------------------------------------------*/
@@ -474,7 +501,7 @@ int main(void)
         cmocka_unit_test(wrap_around),     cmocka_unit_test(since_edges),
         cmocka_unit_test(ttl_expiry),      cmocka_unit_test(recovery_decisions),
         cmocka_unit_test(epoch_change),    cmocka_unit_test(size_zero),
-        cmocka_unit_test(doc_examples),
+        cmocka_unit_test(doc_examples),    cmocka_unit_test(ring_grows),
     };
     return cmocka_run_group_tests_name("history", tests, NULL, NULL);
 }

@@ -920,7 +920,7 @@ static void pub_frame_from_raw(void **state)
         print_message("row: %s\n", row->what);
         struct msg *m = msg_frame(row->opcode, (const uint8_t *)row->payload, len, "lobby", 5);
         assert_non_null(m);
-        struct msg *pm = proto_pub_frame(m);
+        struct msg *pm = proto_pub_frame(m, NULL, NULL);
         assert_non_null(pm);
         assert_int_equal(pm->opcode, WS_OP_TEXT);
         size_t plen;
@@ -936,6 +936,40 @@ static void pub_frame_from_raw(void **state)
     }
 }
 
+/* With the publisher's info and an offset: the push, the span of its Publication, and the same
+ * Publication from proto_encode_msg_pub (what the history gives for a kept raw message). */
+static void pub_frame_info_offset(void **state)
+{
+    (void)state;
+    const char *info = "{\"user\":\"u1\",\"client\":\"c1\"}";
+    struct msg *m =
+        msg_frame_info(WS_OP_TEXT, (const uint8_t *)"{\"a\":1}", 7, "lobby", 5, info, strlen(info));
+    assert_non_null(m);
+    assert_memory_equal(msg_room_name(m), "lobby", 5);
+    assert_memory_equal(msg_info(m), info, strlen(info));
+    m->offset = 7;
+    uint32_t off = 0, len = 0;
+    struct msg *pm = proto_pub_frame(m, &off, &len);
+    assert_non_null(pm);
+    size_t plen;
+    const char *p = (const char *)msg_payload(pm, &plen);
+    const char *want = "{\"push\":{\"channel\":\"lobby\",\"pub\":{\"data\":{\"a\":1},\"info\":"
+                       "{\"user\":\"u1\",\"client\":\"c1\"},\"offset\":7}}}";
+    assert_int_equal(plen, strlen(want));
+    assert_memory_equal(p, want, plen);
+    const char *pub = "{\"data\":{\"a\":1},\"info\":{\"user\":\"u1\",\"client\":\"c1\"},"
+                      "\"offset\":7}";
+    assert_int_equal(len, strlen(pub));
+    assert_memory_equal(pm->data + off, pub, len);
+    struct proto_buf b = {0};
+    assert_int_equal(proto_encode_msg_pub(&b, m, 7), 0);
+    assert_int_equal(b.len, strlen(pub));
+    assert_memory_equal(b.p, pub, b.len);
+    proto_buf_fini(&b);
+    msg_unref(pm);
+    msg_unref(m);
+}
+
 /* A payload long enough for a 16-bit frame length on both sides. */
 static void pub_frame_long(void **state)
 {
@@ -945,7 +979,7 @@ static void pub_frame_long(void **state)
     memset(big, 'x', 70000);
     struct msg *m = msg_frame(WS_OP_TEXT, (const uint8_t *)big, 70000, "r", 1);
     assert_non_null(m);
-    struct msg *pm = proto_pub_frame(m);
+    struct msg *pm = proto_pub_frame(m, NULL, NULL);
     assert_non_null(pm);
     size_t plen;
     const char *p = (const char *)msg_payload(pm, &plen);
@@ -980,6 +1014,7 @@ int main(void)
         cmocka_unit_test(encode_round_trip),
         cmocka_unit_test(pub_frame_from_raw),
         cmocka_unit_test(pub_frame_long),
+        cmocka_unit_test(pub_frame_info_offset),
     };
     return cmocka_run_group_tests_name("proto", tests, NULL, NULL);
 }

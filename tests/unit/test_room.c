@@ -68,6 +68,7 @@ static uint64_t room_test_hash(const void *p, size_t len, uint64_t seed)
 #define MAX_CONNS  64
 
 static struct engine g_eng;
+static struct config g_cfg; /* history off unless a test turns it on */
 static struct shard g_shards[MAX_SHARDS];
 /* Every shard's slot table (take_answer looks the asker up there): slot k is g_conns[k]. */
 static struct conn g_conns[MAX_CONNS];
@@ -219,6 +220,10 @@ struct answer_rec {
     uint64_t cookie;
     struct reply_to reply;
     char name[32];
+    uint32_t error, recovery;
+    uint64_t top;
+    char epoch[HISTORY_EPOCH_MAX + 1];
+    char result[512];
 };
 
 #define MAX_ANSWERS 16
@@ -246,6 +251,26 @@ static void on_answer(struct shard *s, struct conn *c, const struct room_ask *a)
     r->cookie = a->cookie;
     r->reply = a->reply;
     memcpy(r->name, a->name, a->name_len);
+    r->error = a->error;
+    r->recovery = a->recovery;
+    r->top = a->top;
+    memcpy(r->epoch, a->epoch, sizeof(r->epoch));
+    assert_true(a->result.len < sizeof(r->result));
+    if (a->result.len)
+        memcpy(r->result, a->result.p, a->result.len);
+}
+
+/* The presence questions' ClientInfo: user "u<idx % 2>" (so two connections share a user),
+ * client "c<idx>". */
+static char g_info_text[MAX_CONNS][2][16];
+
+static void test_client_info(const struct sub *sub, struct proto_client_info *ci)
+{
+    uint32_t k = sub->conn->idx % MAX_CONNS;
+    int ul = snprintf(g_info_text[k][0], 16, "u%u", sub->conn->idx % 2);
+    int cl = snprintf(g_info_text[k][1], 16, "c%u", sub->conn->idx);
+    *ci = (struct proto_client_info){.user = {g_info_text[k][0], (size_t)ul},
+                                     .client = {g_info_text[k][1], (size_t)cl}};
 }
 
 /* ---------------------------------------------------------------------------------------------
@@ -255,6 +280,8 @@ static void on_answer(struct shard *s, struct conn *c, const struct room_ask *a)
 static void reset_world(unsigned nr_shards)
 {
     memset(&g_eng, 0, sizeof(g_eng));
+    memset(&g_cfg, 0, sizeof(g_cfg));
+    g_eng.cfg = &g_cfg;
     memset(g_shards, 0, sizeof(g_shards));
     memset(g_conns, 0, sizeof(g_conns));
     memset(g_conn_shard, 0, sizeof(g_conn_shard));
@@ -962,9 +989,10 @@ static void reference_counts_end_at_zero(void **state)
     check_no_rooms();
 }
 
-/* Protocol subscribers (SUB_PROTO) get the message as one pub push, built once per fan-out on a
- * shard and shared; raw members get the raw frame; the publisher's own protocol subscription is
- * not skipped when the publish has no origin; every reference comes back. */
+/* Protocol subscribers (SUB_PROTO) get the message as one pub push with the room's offset,
+ * built once by the home and shared (the raw msg holds one reference to it); raw members get the
+ * raw frame; the publisher's own protocol subscription is not skipped when the publish has no
+ * origin; every reference comes back. */
 static void proto_members_get_one_shared_push(void **state)
 {
     (void)state;
@@ -991,14 +1019,16 @@ static void proto_members_get_one_shared_push(void **state)
             assert_string_equal(g_dl[i].text, "{\"n\":1}");
             raw = g_dl[i].m;
         } else {
-            assert_string_equal(g_dl[i].text,
-                                "{\"push\":{\"channel\":\"mix\",\"pub\":{\"data\":{\"n\":1}}}}");
+            assert_string_equal(
+                g_dl[i].text,
+                "{\"push\":{\"channel\":\"mix\",\"pub\":{\"data\":{\"n\":1},\"offset\":1}}}");
             assert_true(push == NULL || push == g_dl[i].m); /* one push msg, shared */
             push = g_dl[i].m;
         }
     }
     assert_int_equal(atomic_load(&raw->refs), 1);
-    assert_int_equal(atomic_load(&push->refs), 2);
+    assert_ptr_equal(raw->pub, push);
+    assert_int_equal(atomic_load(&push->refs), 3);
     release_deliveries();
 
     /* By name (the protocol publish): nobody is skipped; plain text becomes a JSON string. */
@@ -1009,8 +1039,9 @@ static void proto_members_get_one_shared_push(void **state)
     assert_int_equal(nr_delivered_to(pa), 1);
     for (size_t i = 0; i < g_nr_dl; i++)
         if (g_dl[i].c == pa)
-            assert_string_equal(g_dl[i].text,
-                                "{\"push\":{\"channel\":\"mix\",\"pub\":{\"data\":\"hi\"}}}");
+            assert_string_equal(
+                g_dl[i].text,
+                "{\"push\":{\"channel\":\"mix\",\"pub\":{\"data\":\"hi\",\"offset\":2}}}");
     release_deliveries();
     g_keep_refs = false;
 
@@ -2105,6 +2136,253 @@ static void join_at_home_keeps_or_frees_the_note(void **state)
     check_no_rooms();
 }
 
+/* ---------------------------------------------------------------------------------------------
+ * Streams, history, positions, presence and join/leave
+ * -------------------------------------------------------------------------------------------*/
+
+/* Asks question <q> about <name> from <c> on <shard>; <fill> may set the ask's inputs. */
+static void ask_q(unsigned shard, struct conn *c, uint32_t q, const char *name,
+                  void (*fill)(struct room_ask *a))
+{
+    struct room_ask *a = room_ask_create(&g_shards[shard], c, q, name, strlen(name), on_answer);
+    assert_non_null(a);
+    a->client_info = test_client_info;
+    if (fill)
+        fill(a);
+    assert_int_equal(room_ask(&g_shards[shard], a), 0);
+}
+
+static void fill_all(struct room_ask *a)
+{
+    a->hist.limit = -1;
+}
+
+static void fill_since_1(struct room_ask *a)
+{
+    a->hist.has_since = true;
+    a->hist.since_offset = 1;
+}
+
+static void fill_since_0(struct room_ask *a)
+{
+    a->hist.has_since = true;
+    a->hist.since_offset = 0;
+}
+
+/* Offsets 1, 2, 3 given by the home to raw and by-name publications alike, on every shard's
+ * push; the history question answers them in order with the epoch and the top. */
+static void home_gives_offsets_and_keeps_history(void **state)
+{
+    (void)state;
+    g_cfg.history_size = 10;
+    g_cfg.history_ttl = 60;
+    char name[32];
+    name_with_home(name, sizeof(name), 2);
+    struct conn *raw = mkconn(0, 0, 1), *p1 = mkconn(1, 1, 1), *p3 = mkconn(2, 2, 1);
+    struct conn *asker = mkconn(3, 3, 1);
+    join(1, raw, name);
+    join_with(1, p1, name, SUB_PROTO);
+    join_with(3, p3, name, SUB_PROTO);
+    settle();
+    assert_int_equal(lookup(2, name)->proto_mask, (1u << 1) | (1u << 3));
+    publish(1, raw, "1");
+    publish_by_name(0, name, "\"two\"");
+    publish_by_name(3, name, "{\"n\":3}");
+    route_all();
+    char want[128];
+    snprintf(want, sizeof(want),
+             "{\"push\":{\"channel\":\"%s\",\"pub\":{\"data\":1,\"offset\":1}}}", name);
+    assert_int_equal(nr_delivered_text(p1, want), 1);
+    assert_int_equal(nr_delivered_text(p3, want), 1);
+    snprintf(want, sizeof(want),
+             "{\"push\":{\"channel\":\"%s\",\"pub\":{\"data\":{\"n\":3},\"offset\":3}}}", name);
+    assert_int_equal(nr_delivered_text(p1, want), 1);
+    assert_int_equal(nr_delivered_text(raw, "{\"n\":3}"), 1);
+    settle();
+
+    ask_q(0, asker, ROOM_Q_HISTORY, name, fill_all);
+    route_all();
+    assert_int_equal(g_nr_answers, 1);
+    const struct answer_rec *r = &g_answers[0];
+    assert_int_equal(r->error, 0);
+    const char *head =
+        "{\"publications\":[{\"data\":1,\"offset\":1},{\"data\":\"two\",\"offset\":2},"
+        "{\"data\":{\"n\":3},\"offset\":3}],\"epoch\":\"";
+    assert_memory_equal(r->result, head, strlen(head));
+    const char *tail = strstr(r->result + strlen(head), "\",\"offset\":3}");
+    assert_non_null(tail);
+    assert_int_equal(tail - (r->result + strlen(head)), 8); /* 8 hex digits */
+
+    leave(1, raw);
+    leave(1, p1);
+    leave(3, p3);
+    settle();
+    /* No member left, but the publications live until --history-ttl. */
+    assert_non_null(lookup(2, name));
+    g_shards[2].now += 61;
+    room_tick(&g_shards[2]);
+    check_no_rooms();
+}
+
+/* A subscription waiting for its position (SUB_PENDING) gets nothing; the answer to its
+ * question holds what it missed after its offset, or says there is a gap. */
+static void pending_subscription_and_recovery(void **state)
+{
+    (void)state;
+    g_cfg.history_size = 2;
+    g_cfg.history_ttl = 60;
+    char name[32];
+    name_with_home(name, sizeof(name), 0);
+    struct conn *p = mkconn(0, 0, 1), *other = mkconn(1, 1, 1);
+    join_with(1, other, name, SUB_PROTO);
+    join_with(2, p, name, SUB_PROTO | SUB_PENDING);
+    settle();
+    publish_by_name(3, name, "1");
+    publish_by_name(3, name, "2");
+    route_all();
+    assert_int_equal(nr_delivered_to(p), 0);
+    assert_int_equal(nr_delivered_to(other), 2);
+    settle();
+    ask_q(2, p, ROOM_Q_SUBSCRIBE, name, fill_since_1);
+    route_all();
+    assert_int_equal(g_nr_answers, 1);
+    assert_int_equal(g_answers[0].recovery, HISTORY_RECOVERED);
+    assert_int_equal(g_answers[0].top, 2);
+    assert_int_equal(strlen(g_answers[0].epoch), 8);
+    assert_string_equal(g_answers[0].result, "{\"data\":2,\"offset\":2}");
+    /* A third publication evicts offset 1: from 0 there is a gap now. */
+    publish_by_name(3, name, "3");
+    settle();
+    ask_q(2, p, ROOM_Q_SUBSCRIBE, name, fill_since_0);
+    route_all();
+    assert_int_equal(g_nr_answers, 2);
+    assert_int_equal(g_answers[1].recovery, HISTORY_GAP);
+    assert_int_equal(g_answers[1].top, 3);
+    assert_string_equal(g_answers[1].result, "");
+    /* The owner clears the flag: the next publication reaches it. */
+    sub_of(p)->flags &= ~(uint32_t)SUB_PENDING;
+    settle();
+    publish_by_name(3, name, "4");
+    route_all();
+    assert_int_equal(nr_delivered_to(p), 1);
+    settle();
+    leave(2, p);
+    leave(1, other);
+    settle();
+    g_shards[0].now += 61;
+    room_tick(&g_shards[0]);
+    check_no_rooms();
+}
+
+/* Presence visits every shard with protocol members, from the home on, and comes back to the
+ * asker: every client once, users counted once. */
+static void presence_visits_member_shards(void **state)
+{
+    (void)state;
+    char name[32];
+    name_with_home(name, sizeof(name), 2);
+    struct conn *a = mkconn(0, 0, 1), *b = mkconn(1, 1, 1), *c = mkconn(2, 2, 1);
+    struct conn *raw = mkconn(3, 3, 1), *asker = mkconn(4, 4, 1);
+    join_with(0, a, name, SUB_PROTO);
+    join_with(1, b, name, SUB_PROTO);
+    join_with(3, c, name, SUB_PROTO);
+    join(2, raw, name); /* not a protocol member: not in presence */
+    settle();
+    ask_q(1, asker, ROOM_Q_PRESENCE, name, NULL);
+    route_all();
+    assert_int_equal(g_nr_answers, 1);
+    assert_int_equal(g_answers[0].error, 0);
+    const char *r = g_answers[0].result;
+    assert_memory_equal(r, "{\"presence\":{", 13);
+    assert_non_null(strstr(r, "\"c0\":{\"user\":\"u0\",\"client\":\"c0\"}"));
+    assert_non_null(strstr(r, "\"c1\":{\"user\":\"u1\",\"client\":\"c1\"}"));
+    assert_non_null(strstr(r, "\"c2\":{\"user\":\"u0\",\"client\":\"c2\"}"));
+    assert_null(strstr(r, "c3"));
+    ask_q(0, asker, ROOM_Q_PRESENCE_STATS, name, NULL);
+    route_all();
+    assert_int_equal(g_nr_answers, 2);
+    assert_string_equal(g_answers[1].result, "{\"num_clients\":3,\"num_users\":2}");
+    /* A room nobody is in: empty answers. */
+    ask_q(0, asker, ROOM_Q_PRESENCE, "nobody", NULL);
+    ask_q(0, asker, ROOM_Q_PRESENCE_STATS, "nobody", NULL);
+    route_all();
+    assert_int_equal(g_nr_answers, 4);
+    assert_string_equal(g_answers[2].result, "{\"presence\":{}}");
+    assert_string_equal(g_answers[3].result, "{\"num_clients\":0,\"num_users\":0}");
+    settle();
+    leave(0, a);
+    leave(1, b);
+    leave(3, c);
+    leave(2, raw);
+    route_all();
+    check_no_rooms();
+}
+
+/* Join and leave pushes reach only the protocol members that asked for them and are not
+ * waiting for their position; they take no offset. */
+static void join_leave_only_to_those_who_asked(void **state)
+{
+    (void)state;
+    g_cfg.history_size = 10;
+    g_cfg.history_ttl = 300;
+    char name[32];
+    name_with_home(name, sizeof(name), 1);
+    struct conn *jl = mkconn(0, 0, 1), *plain = mkconn(1, 1, 1), *raw = mkconn(2, 2, 1);
+    struct conn *wait = mkconn(3, 3, 1);
+    join_with(0, jl, name, SUB_PROTO | SUB_JOIN_LEAVE);
+    join_with(0, plain, name, SUB_PROTO);
+    join(2, raw, name);
+    join_with(3, wait, name, SUB_PROTO | SUB_JOIN_LEAVE | SUB_PENDING);
+    settle();
+    const char *push = "{\"push\":{\"join\":1}}";
+    assert_int_equal(room_push_join_leave(&g_shards[2], name, strlen(name), push, strlen(push)), 0);
+    route_all();
+    assert_int_equal(g_nr_dl, 1);
+    assert_int_equal(nr_delivered_text(jl, push), 1);
+    settle();
+    publish_by_name(0, name, "7");
+    route_all();
+    char want[128];
+    snprintf(want, sizeof(want),
+             "{\"push\":{\"channel\":\"%s\",\"pub\":{\"data\":7,\"offset\":1}}}", name);
+    assert_int_equal(nr_delivered_text(jl, want), 1);
+    settle();
+    leave(0, jl);
+    leave(0, plain);
+    leave(2, raw);
+    leave(3, wait);
+    settle();
+    g_shards[1].now += 400;
+    room_tick(&g_shards[1]);
+    check_no_rooms();
+}
+
+/* The home learns which member shards have protocol members from the JOIN notes, also when
+ * the first protocol member comes to a shard that had raw members already, and forgets it when
+ * the last one goes while raw members stay. */
+static void home_tracks_protocol_member_shards(void **state)
+{
+    (void)state;
+    char name[32];
+    name_with_home(name, sizeof(name), 0);
+    struct conn *raw = mkconn(0, 0, 1), *p = mkconn(1, 1, 1);
+    join(1, raw, name);
+    settle();
+    struct room *home = lookup(0, name);
+    assert_int_equal(home->shard_mask, 1u << 1);
+    assert_int_equal(home->proto_mask, 0);
+    join_with(1, p, name, SUB_PROTO);
+    settle();
+    assert_int_equal(home->proto_mask, 1u << 1);
+    leave(1, p);
+    settle();
+    assert_int_equal(home->shard_mask, 1u << 1);
+    assert_int_equal(home->proto_mask, 0);
+    leave(1, raw);
+    settle();
+    check_no_rooms();
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -2151,6 +2429,11 @@ int main(void)
         cmocka_unit_test_setup_teardown(table_fini_frees_pending_rooms, setup_4, teardown),
         cmocka_unit_test_setup_teardown(leftover_envelopes_are_dropped, setup_4, teardown),
         cmocka_unit_test_setup_teardown(join_at_home_keeps_or_frees_the_note, setup_4, teardown),
+        cmocka_unit_test_setup_teardown(home_gives_offsets_and_keeps_history, setup_4, teardown),
+        cmocka_unit_test_setup_teardown(pending_subscription_and_recovery, setup_4, teardown),
+        cmocka_unit_test_setup_teardown(presence_visits_member_shards, setup_4, teardown),
+        cmocka_unit_test_setup_teardown(join_leave_only_to_those_who_asked, setup_4, teardown),
+        cmocka_unit_test_setup_teardown(home_tracks_protocol_member_shards, setup_4, teardown),
     };
     return cmocka_run_group_tests_name("room", tests, NULL, NULL);
 }
