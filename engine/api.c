@@ -8,6 +8,7 @@
 #include "api_req.h"
 #include "conn.h"
 #include "engine.h"
+#include "history.h"
 #include "log.h"
 #include "proto.h"
 #include "proto_conn.h"
@@ -528,13 +529,48 @@ static void api_gather_start(struct shard *s, struct conn *c, const struct http_
 
 /* ---- presence, presence_stats, history: asked of the channel's home -------------------------- */
 
+/* Back on this shard with the home's answer (room.h: only while <c> is open). */
+static void on_room_answer(struct shard *s, struct conn *c, const struct room_ask *a)
+{
+    uint32_t ticket = (uint32_t)a->cookie;
+    if (!http_is_deferred(c, ticket))
+        return;
+    if (a->error || a->result.oom)
+        answer_error(s, c, NULL, ticket, a->error ? a->error : 100);
+    else
+        answer_result(s, c, NULL, ticket, a->result.p, a->result.len);
+}
+
 static void api_room_question(struct shard *s, struct conn *c, const struct http_request *req,
                               const struct api_req *r)
 {
-    (void)r;
-    /* Rooms keep neither presence nor history in this version: Centrifugo's answer for a
-     * channel without them. */
-    answer_error(s, c, req, 0, 108);
+    uint32_t q = r->method == API_PRESENCE         ? ROOM_Q_PRESENCE
+                 : r->method == API_PRESENCE_STATS ? ROOM_Q_PRESENCE_STATS
+                                                   : ROOM_Q_HISTORY;
+    /* No stream ever has an epoch this long: the position cannot be in it. */
+    if (r->since_epoch.len > HISTORY_EPOCH_MAX) {
+        answer_error(s, c, req, 0, 112);
+        return;
+    }
+    struct room_ask *a = room_ask_create(s, c, q, r->channel.p, r->channel.len, on_room_answer);
+    if (!a) {
+        answer_error(s, c, req, 0, 100);
+        return;
+    }
+    a->client_info = proto_sub_client_info;
+    a->hist.limit = r->limit;
+    a->hist.reverse = r->reverse;
+    a->hist.has_since = r->has_since;
+    a->hist.since_offset = r->since_offset;
+    if (r->since_epoch.len)
+        memcpy(a->hist.since_epoch, r->since_epoch.p, r->since_epoch.len);
+    a->hist.since_epoch[r->since_epoch.len] = '\0';
+    uint32_t ticket = http_defer(s, c, req);
+    a->cookie = ticket;
+    /* When this shard is the home the answer may come before room_ask returns (http.h allows
+     * a deferred answer inside the route). Out of memory, no answer will come: say so now. */
+    if (room_ask(s, a) < 0)
+        answer_error(s, c, NULL, ticket, 100);
 }
 
 /* ---- the route ---------------------------------------------------------------------------- */

@@ -4,8 +4,8 @@ two shards: the key (401), unknown methods (404), bodies that are not objects (4
 off without --api-key (404), Centrifugo's error bodies; publish and broadcast reaching a raw
 room member and protocol subscribers; send, unsubscribe and disconnect reaching every
 connection of a user on both shards (the per-shard connection gauges prove both are used);
-channels and info summed over the shards; requests pipelined behind a deferred answer
-answered in order."""
+channels and info summed over the shards; presence, presence_stats and history asked of the
+channel's home; requests pipelined behind a deferred answer answered in order."""
 import json
 import os
 import socket
@@ -41,6 +41,14 @@ def api(b, method, body):
     status, out = post(b, method, body)
     assert status == 200, (method, status, out)
     return out
+
+
+def pub_of(push, chan):
+    """The data of a pub push on <chan>, which must carry no `info` (a server publication); its
+    `offset` is the room's business."""
+    assert push.get("channel") == chan and "pub" in push, push
+    assert "info" not in push["pub"], push
+    return push["pub"]["data"]
 
 
 def shard_conns(b):
@@ -163,15 +171,14 @@ def case_publish(b):
     data = {"text": "from api", "n": [1, 2.5, None]}
     assert api(b, "publish", {"channel": chan, "data": data}) == {"result": {}}
     for c in subs:
-        p = c.push()
-        assert p == {"channel": chan, "pub": {"data": data}}, p  # no info: a server publication
+        assert pub_of(c.push(), chan) == data
     op, text = raw.recv_message(5)
     assert op == OP_TEXT and json.loads(text) == data, text
     # A string, as JSON text for the raw member.
     api(b, "publish", {"channel": chan, "data": "plain"})
     assert raw.recv_message(5)[1] == b'"plain"'
     for c in subs:
-        assert c.push()["pub"]["data"] == "plain"
+        assert pub_of(c.push(), chan) == "plain"
     close_all(subs)
     raw.close()
 
@@ -185,9 +192,9 @@ def case_broadcast(b):
         {"result": {}}, {"error": {"code": 107, "message": "bad request"}},
         {"error": {"code": 102, "message": "unknown channel"}}, {"result": {}}]}}, out
     for c in a:
-        assert c.push() == {"channel": "bc-1", "pub": {"data": {"k": 1}}}
+        assert pub_of(c.push(), "bc-1") == {"k": 1}
     for c in c2:
-        assert c.push() == {"channel": "bc-2", "pub": {"data": {"k": 1}}}
+        assert pub_of(c.push(), "bc-2") == {"k": 1}
     close_all(a + c2)
 
 
@@ -216,8 +223,7 @@ def case_unsubscribe(b):
     api(b, "publish", {"channel": "un-news", "data": "gone"})
     api(b, "publish", {"channel": "un-other", "data": "still"})
     for c in carol:
-        p = c.push()
-        assert p == {"channel": "un-other", "pub": {"data": "still"}}, p
+        assert pub_of(c.push(), "un-other") == "still"
     # Every channel at once when none is named.
     assert api(b, "unsubscribe", {"user": "carol"}) == {"result": {}}
     for c in carol:
@@ -268,6 +274,42 @@ def case_channels_and_info(b):
     raw.close()
 
 
+def case_presence_and_history(b):
+    chan = "ph-room"
+    subs = users(b, "pat", 6, [chan]) + users(b, "quinn", 2, [chan])
+    settle(b, chan, subs)
+    on_both_shards(b, 8)
+    out = api(b, "presence_stats", {"channel": chan})
+    assert out == {"result": {"num_clients": 8, "num_users": 2}}, out
+    pres = api(b, "presence", {"channel": chan})["result"]["presence"]
+    assert len(pres) == 8, pres
+    assert sorted(ci["user"] for ci in pres.values()) == ["pat"] * 6 + ["quinn"] * 2, pres
+    assert all(cid == ci["client"] for cid, ci in pres.items()), pres
+    assert api(b, "presence", {"channel": "ph-nobody"}) == {"result": {"presence": {}}}
+    # History: what the API published, in order, with offsets.
+    hc = "ph-hist"
+    for i in range(3):
+        api(b, "publish", {"channel": hc, "data": {"i": i}})
+    h = api(b, "history", {"channel": hc, "limit": -1})["result"]
+    assert [p["data"] for p in h["publications"]] == [{"i": 0}, {"i": 1}, {"i": 2}], h
+    top = h["offset"]
+    assert [p["offset"] for p in h["publications"]] == [top - 2, top - 1, top], h
+    epoch = h["epoch"]
+    assert epoch, h
+    h = api(b, "history", {"channel": hc})["result"]
+    assert h == {"publications": [], "epoch": epoch, "offset": top}, h
+    h = api(b, "history", {"channel": hc, "limit": 1, "reverse": True})["result"]
+    assert [p["data"] for p in h["publications"]] == [{"i": 2}], h
+    h = api(b, "history", {"channel": hc, "limit": 10,
+                           "since": {"offset": top - 1, "epoch": epoch}})["result"]
+    assert [p["data"] for p in h["publications"]] == [{"i": 2}], h
+    assert api(b, "history", {"channel": hc, "since": {"offset": 1, "epoch": "other"}}) == \
+        {"error": {"code": 112, "message": "unrecoverable position"}}
+    assert api(b, "history", {"channel": hc, "since": {"offset": 1, "epoch": "e" * 40}}) == \
+        {"error": {"code": 112, "message": "unrecoverable position"}}
+    close_all(subs)
+
+
 def case_pipelined_behind_deferred(b):
     """info and channels answer later (a gather through both shards); a publish pipelined
     between them is answered in its place."""
@@ -278,10 +320,13 @@ def case_pipelined_behind_deferred(b):
     s = connect(b.port)
     try:
         s.sendall(req("info", {}) + req("publish", {"channel": "pl", "data": 1}) +
-                  req("channels", {"pattern": "pl-none"}) + req("nope", {}) + req("info", {}))
-        rs, _ = read_responses(s, 5)
+                  req("channels", {"pattern": "pl-none"}) + req("nope", {}) + req("info", {}) +
+                  b"".join(req("history", {"channel": "pl-%d" % i}) for i in range(8)))
+        rs, _ = read_responses(s, 13)
         bodies = [r.body.decode() for r in rs]
-        assert [r.status for r in rs] == [200, 200, 200, 404, 200], rs
+        assert [r.status for r in rs] == [200, 200, 200, 404] + [200] * 9, rs
+        for i in range(8):  # rooms on both homes, each answer in its place
+            assert json.loads(bodies[5 + i])["result"]["publications"] == [], bodies
         assert "nodes" in bodies[0] and "nodes" in bodies[4], bodies
         assert json.loads(bodies[1]) == {"result": {}}, bodies
         assert json.loads(bodies[2]) == {"result": {"channels": {}}}, bodies
@@ -313,6 +358,7 @@ def main():
                          ("send", case_send), ("unsubscribe", case_unsubscribe),
                          ("disconnect", case_disconnect),
                          ("channels_and_info", case_channels_and_info),
+                         ("presence_and_history", case_presence_and_history),
                          ("pipelined_behind_deferred", case_pipelined_behind_deferred),
                          ("raw_key_compare_long", case_raw_key_compare_long)]:
             r.run(name, fn, b)
