@@ -35,8 +35,8 @@ static void check_str(struct proto_str s, bool required)
 static void check_data(struct proto_str d, const char *body, size_t len)
 {
     CHECK(d.len > 0 && d.p >= body && d.p + d.len <= body + len);
-    json_t *j = json_loadb(d.p, d.len, JSON_DECODE_ANY | JSON_ALLOW_NUL | JSON_DECODE_INT_AS_REAL,
-                           NULL);
+    json_t *j =
+        json_loadb(d.p, d.len, JSON_DECODE_ANY | JSON_ALLOW_NUL | JSON_DECODE_INT_AS_REAL, NULL);
     CHECK(j != NULL);
     json_decref(j);
 }
