@@ -9,9 +9,11 @@
  */
 #include "engine.h"
 
+#include "api.h"
 #include "iptable.h"
 #include "listener.h"
 #include "log.h"
+#include "proto_conn.h"
 #include "shard.h"
 #include "tls.h"
 #include "xshard.h"
@@ -311,6 +313,19 @@ static int start_threads(struct engine_priv *p, char *err, size_t err_cap)
     return -1;
 }
 
+/* The node's uid for the server API's `info`: a random UUID, as Centrifugo's nodes have. Without
+ * randomness (never on Linux >= 3.17) the clock stands in: it only has to differ between runs. */
+static void node_uid(char out[PROTO_CLIENT_ID_LEN + 1])
+{
+    uint8_t rnd[16];
+    if (getrandom(rnd, sizeof(rnd), 0) != (ssize_t)sizeof(rnd)) {
+        uint64_t t = mono_ns();
+        memcpy(rnd, &t, 8);
+        memcpy(rnd + 8, &t, 8);
+    }
+    proto_client_id(out, rnd);
+}
+
 struct engine *engine_start(struct config *cfg, char *err, size_t err_cap, int *status)
 {
     *status = 1;
@@ -326,6 +341,8 @@ struct engine *engine_start(struct config *cfg, char *err, size_t err_cap, int *
         goto fail;
     if (getrandom(&e->room_seed, sizeof(e->room_seed), 0) != sizeof(e->room_seed))
         e->room_seed = (uint64_t)mono_ns() * 0x9e3779b97f4a7c15ull;
+    e->started_ns = mono_ns();
+    node_uid(e->node_uid);
     e->ips = iptable_create();
     e->shards = aligned_alloc(64, sizeof(struct shard) * e->nr_shards);
     if (e->shards) {
@@ -470,8 +487,12 @@ static void drop_leftovers(struct engine *e)
                 struct xshard_env env[64];
                 size_t n;
                 while ((n = xshard_pop(e->xs, to, env, 64)) > 0)
-                    for (size_t i = 0; i < n; i++)
-                        room_envelope_drop(&env[i]);
+                    for (size_t i = 0; i < n; i++) {
+                        if (env[i].kind >= XS_API_FIRST)
+                            api_envelope_drop(&env[i]);
+                        else
+                            room_envelope_drop(&env[i]);
+                    }
             }
         }
     }

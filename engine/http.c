@@ -11,6 +11,7 @@
 #include "routes.h"
 #include "shard.h"
 
+#include <assert.h>
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -19,7 +20,12 @@
 /* The HTTP handler's private area. */
 struct http_state {
     uint32_t nr_requests; /* answered on this connection */
+    uint32_t ticket;      /* the deferred answer awaited (http_defer); 0: none */
+    uint32_t last_ticket; /* the last ticket given */
     bool head;            /* the request being answered is a HEAD: no body in any answer */
+    bool defer_head;      /* the deferred request was a HEAD */
+    bool defer_keep;      /* the deferred request keeps the connection */
+    bool in_input;        /* run_requests is on the stack: it reads what waited, not us */
 };
 _Static_assert(sizeof(struct http_state) <= CONN_PRIV_SIZE, "struct http_state must fit");
 
@@ -211,32 +217,34 @@ static ssize_t one_request(struct shard *s, struct conn *c, const uint8_t *p, si
     return (ssize_t)total;
 }
 
-void http_on_input(struct shard *s, struct conn *c, uint8_t *p, size_t len)
+/* Largest set-aside input: one incomplete request, or what waits behind a deferred answer. */
+static size_t rx_limit(const struct shard *s)
 {
-    /*
-     * What is set aside is at most one request that is not complete yet, so at most
-     * HTTP_HEAD_MAX + --max-message bytes (one_request refuses a longer head or body); a receive
-     * is added to it whole, pipelined requests behind it included, and what is left after the
-     * complete ones is again one incomplete request.
-     */
-    size_t limit = HTTP_HEAD_MAX + body_max(s);
-    struct rxbuf *rx = NULL;
-    if (c->rx) {
-        if (conn_rx_append(c, p, len, limit + len) < 0) {
-            conn_kill(s, c);
-            return;
-        }
-        rx = conn_rx_take(c);
-        p = rx->data;
-        len = rx->len;
-    }
+    return HTTP_HEAD_MAX + body_max(s);
+}
+
+/*
+ * Reads the requests in <p>[0..<len>) in order until they are done, one is incomplete (kept
+ * for the next receive), one is deferred (what follows it is kept until its answer), or the
+ * connection was refused or upgraded.
+ */
+static void run_requests(struct shard *s, struct conn *c, uint8_t *p, size_t len)
+{
+    struct http_state *st = conn_priv(c);
+    st->in_input = true;
     while (len && conn_is_open(c)) {
+        if (st->ticket) {
+            /* Waiting for a deferred answer: the rest waits too, in order. */
+            if (conn_rx_append(c, p, len, rx_limit(s)) < 0)
+                conn_kill(s, c);
+            break;
+        }
         ssize_t n = one_request(s, c, p, len);
         if (n < 0)
             break;
         if (n == 0) {
             /* Incomplete: keep the rest for the next receive. */
-            if (conn_rx_append(c, p, len, limit) < 0)
+            if (conn_rx_append(c, p, len, rx_limit(s)) < 0)
                 conn_kill(s, c);
             break;
         }
@@ -246,17 +254,100 @@ void http_on_input(struct shard *s, struct conn *c, uint8_t *p, size_t len)
             /* Upgraded: what followed the head (frames already) is the new handler's. */
             if (len && conn_is_open(c))
                 conn_handler(c)->on_input(s, c, p, len);
-            break;
+            return; /* the private area is the new handler's now */
         }
-        /* Answered: the next request has --handshake-timeout to arrive whole. */
-        conn_timer_arm(s, c, s->now + s->eng->cfg->handshake_timeout + 1);
+        /* Answered: the next request has --handshake-timeout to arrive whole. Deferred: the
+         * answer has HTTP_DEFER_TIMEOUT_S to come. */
+        conn_timer_arm(s, c,
+                       s->now + 1 +
+                           (st->ticket ? HTTP_DEFER_TIMEOUT_S : s->eng->cfg->handshake_timeout));
     }
+    if (c->handler == HANDLER_HTTP)
+        st->in_input = false;
+}
+
+void http_on_input(struct shard *s, struct conn *c, uint8_t *p, size_t len)
+{
+    /*
+     * What is set aside is at most one request that is not complete yet, so at most
+     * HTTP_HEAD_MAX + --max-message bytes (one_request refuses a longer head or body); a receive
+     * is added to it whole, pipelined requests behind it included, and what is left after the
+     * complete ones is again one incomplete request. Behind a deferred answer the same bound
+     * holds for everything that waits.
+     */
+    struct http_state *st = conn_priv(c);
+    if (st->ticket) {
+        if (conn_rx_append(c, p, len, rx_limit(s)) < 0)
+            conn_kill(s, c);
+        return;
+    }
+    struct rxbuf *rx = NULL;
+    if (c->rx) {
+        if (conn_rx_append(c, p, len, rx_limit(s) + len) < 0) {
+            conn_kill(s, c);
+            return;
+        }
+        rx = conn_rx_take(c);
+        p = rx->data;
+        len = rx->len;
+    }
+    run_requests(s, c, p, len);
     free(rx);
+}
+
+/* ---- deferred answers --------------------------------------------------------------------- */
+
+uint32_t http_defer(struct shard *s, struct conn *c, const struct http_request *req)
+{
+    struct http_state *st = conn_priv(c);
+    assert(!st->ticket);
+    if (++st->last_ticket == 0)
+        st->last_ticket = 1;
+    st->ticket = st->last_ticket;
+    st->defer_head = str_eq(req->method, "HEAD");
+    st->defer_keep = keep_alive(s, req);
+    return st->ticket;
+}
+
+bool http_is_deferred(const struct conn *c, uint32_t ticket)
+{
+    const struct http_state *st = (const struct http_state *)c->priv;
+    return conn_is_open(c) && c->handler == HANDLER_HTTP && ticket && st->ticket == ticket;
+}
+
+bool http_respond_deferred(struct shard *s, struct conn *c, uint32_t ticket, int status,
+                           const char *extra_headers, const char *ctype, const char *body,
+                           size_t len)
+{
+    if (!http_is_deferred(c, ticket))
+        return false;
+    struct http_state *st = conn_priv(c);
+    st->ticket = 0;
+    answer(s, c, status, extra_headers, ctype, body, len, st->defer_keep && !s->draining,
+           st->defer_head);
+    if (!conn_is_open(c))
+        return true;
+    conn_timer_arm(s, c, s->now + s->eng->cfg->handshake_timeout + 1);
+    /* Inside run_requests (an answer given before the route returned) the loop goes on by
+     * itself; otherwise the requests that waited are read now. */
+    if (st->in_input || !c->rx)
+        return true;
+    struct rxbuf *rx = conn_rx_take(c);
+    run_requests(s, c, rx->data, rx->len);
+    free(rx);
+    return true;
 }
 
 void http_on_timer(struct shard *s, struct conn *c)
 {
     const struct http_state *st = conn_priv(c);
+    if (st->ticket) {
+        /* The deferred answer never came: say so, and close, since the requests waiting
+         * behind it cannot be answered in order any more. */
+        log_warn("shard %u: conn %u: deferred answer timed out", s->id, c->idx);
+        answer(s, c, 504, NULL, NULL, "answer timed out\n", 17, false, st->defer_head);
+        return;
+    }
     if (st->nr_requests == 0 || c->rx) {
         /* A request that did not arrive whole in time: a failed handshake. */
         STAT_ADD(s, handshakes_failed, 1);
@@ -273,6 +364,6 @@ void http_on_drain(struct shard *s, struct conn *c)
     /* Between two requests: close now. A request on its way is answered first (503 for an
      * upgrade, `Connection: close` on any answer), and the request timeout bounds the wait. */
     const struct http_state *st = conn_priv(c);
-    if (st->nr_requests && !c->rx)
+    if (st->nr_requests && !c->rx && !st->ticket)
         conn_close(s, c, 0, NULL);
 }

@@ -8,6 +8,15 @@
  * connection waits --handshake-timeout seconds for its next request, then is closed. HEAD gets
  * a GET's head without the body; `Connection: close` and HTTP/1.0 close after the answer.
  *
+ * Deferred answers: a route whose answer needs another shard (the server API's questions) calls
+ * http_defer and answers later with http_respond_deferred, on the same shard. Meanwhile the
+ * requests pipelined behind it are read but wait, set aside with the connection's other unread
+ * bytes (at most HTTP_HEAD_MAX + --max-message of them; more kills the connection), and are
+ * answered in order after it. The request timeout does not run while an answer is awaited; a
+ * separate HTTP_DEFER_TIMEOUT_S answers 504 and closes when the answer never comes (a question
+ * lost for want of memory). A connection closed meanwhile simply drops the late answer: the
+ * caller keeps the connection's slot, generation and ticket, and the slot's owner checks them.
+ *
  * Refusals: 400 malformed (chunked bodies included: Transfer-Encoding is not supported), 404
  * no route, 405 wrong method (with Allow), 411 a body route without Content-Length, 413 a body
  * over --max-message, 431 a head over HTTP_HEAD_MAX. A refusal of a request whose bytes cannot
@@ -28,8 +37,8 @@
 
 /*
  * A route's function: answer <req> on <c> (its head and <body>[0..<body_len>) are borrowed for
- * the call) with http_respond or http_refuse, or upgrade <c>. It must answer exactly once,
- * before it returns.
+ * the call) with http_respond or http_refuse, or upgrade <c>, or http_defer the answer. It must
+ * answer (or defer) exactly once, before it returns.
  */
 typedef void (*http_route_fn)(struct shard *s, struct conn *c, const struct http_request *req,
                               const uint8_t *body, size_t body_len);
@@ -77,6 +86,30 @@ void http_respond(struct shard *s, struct conn *c, const struct http_request *re
  */
 void http_respond_head(struct shard *s, struct conn *c, const struct http_request *req, int status,
                        const char *extra_headers, const char *ctype, size_t len);
+
+/* Seconds a deferred answer may take before the connection gets 504 and is closed. */
+#define HTTP_DEFER_TIMEOUT_S 30
+
+/*
+ * Defers the answer to <req> on <c> (from inside its route's function): remembers what the
+ * answer needs of <req> (HEAD, keep-alive), so that <req> may go. Returns the ticket (never 0)
+ * to give to http_respond_deferred; the caller keeps it with <c>'s slot and generation. Cannot
+ * fail.
+ */
+uint32_t http_defer(struct shard *s, struct conn *c, const struct http_request *req);
+
+/* True while <c> is an OPEN HTTP connection waiting for the deferred answer <ticket>. */
+bool http_is_deferred(const struct conn *c, uint32_t ticket);
+
+/*
+ * Gives the deferred answer <ticket> on <c>, as http_respond would have, then reads the requests
+ * that waited behind it (their routes run inside this call). Returns false, doing nothing, when
+ * <c> is no longer waiting for <ticket> (closed, timed out, another request). Without memory,
+ * kills <c>.
+ */
+bool http_respond_deferred(struct shard *s, struct conn *c, uint32_t ticket, int status,
+                           const char *extra_headers, const char *ctype, const char *body,
+                           size_t len);
 
 /* Refuses the request on <c> with <status> and a one-line <reason>, counted as a failed
  * handshake, and closes <c> after the answer. */

@@ -32,8 +32,6 @@ static const char *unsupported_option(const struct config *c)
 {
     if (c->redis_url)
         return "--redis";
-    if (c->api_key)
-        return "--api-key";
     return NULL;
 }
 

@@ -72,7 +72,10 @@ struct proto_session {
     struct frame_ctx *frame; /* the frame being handled, NULL between frames */
     struct proto_sub **subs;
     uint32_t nr_subs, subs_cap;
+    struct users_link by_user; /* in the shard's index of users (server actions, below) */
 };
+
+static int session_index(struct shard *s, struct conn *c, struct proto_session *ps);
 
 _Static_assert(sizeof(struct proto_session *) <= WS_APP_PRIV,
                "the session pointer must fit conn_priv");
@@ -173,6 +176,7 @@ static void drop_sub(struct shard *s, struct proto_session *ps, uint32_t i)
 
 static void session_destroy(struct shard *s, struct proto_session *ps)
 {
+    users_del(&s->users, &ps->by_user);
     while (ps->nr_subs)
         drop_sub(s, ps, ps->nr_subs - 1);
     free(ps->subs);
@@ -515,6 +519,10 @@ static bool cmd_connect(struct frame_ctx *f, const struct proto_cmd *cmd)
     }
     if (!ps->user || (claims && claims->info.len && !ps->conn_info)) {
         jwt_claims_free(claims);
+        close_with(f, PROTO_CLOSE_INTERNAL);
+        return false;
+    }
+    if (session_index(f->s, f->c, ps) < 0) {
         close_with(f, PROTO_CLOSE_INTERNAL);
         return false;
     }
@@ -971,4 +979,63 @@ void proto_route(struct shard *s, struct conn *c, const struct http_request *req
     ps->stale_at = s->now + PROTO_STALE_S;
     *session_slot(c) = ps;
     ws_rearm(s, c);
+}
+
+/* ---- server actions (api.c) --------------------------------------------------------------- */
+
+/* Indexes a connection whose connect succeeded under its user (anonymous ones are not). */
+static int session_index(struct shard *s, struct conn *c, struct proto_session *ps)
+{
+    if (!*ps->user)
+        return 0;
+    ps->by_user.owner = c;
+    return users_add(&s->users, &ps->by_user, ps->user, strlen(ps->user));
+}
+
+struct for_user {
+    struct shard *s;
+    proto_user_fn fn;
+    void *arg;
+};
+
+static void for_user_link(void *arg, struct users_link *l)
+{
+    struct for_user *fu = arg;
+    fu->fn(fu->s, l->owner, fu->arg);
+}
+
+uint32_t proto_for_user(struct shard *s, const char *user, size_t len, proto_user_fn fn, void *arg)
+{
+    struct for_user fu = {.s = s, .fn = fn, .arg = arg};
+    return users_each_link(&s->users, user, len, for_user_link, &fu);
+}
+
+/* PROTOCOL-CENTRIFUGO.md §6: 2000 "server unsubscribe" ends the subscription for good. */
+#define PROTO_UNSUB_SERVER 2000
+
+int proto_server_unsubscribe(struct shard *s, struct conn *c, const char *channel, size_t len)
+{
+    struct proto_session *ps = *session_slot(c);
+    if (!ps || !conn_is_open(c))
+        return 0;
+    struct frame_ctx f = {.s = s, .c = c, .ps = ps};
+    int n = 0;
+    for (uint32_t i = ps->nr_subs; i-- > 0;) {
+        struct proto_sub *x = ps->subs[i];
+        if (len && (x->name_len != len || memcmp(x->name, channel, len) != 0))
+            continue;
+        /* The push names the channel: encode it before the subscription (and its name) goes. */
+        int r = proto_buf_sep(&f.out);
+        if (r == 0)
+            r = proto_encode_unsubscribe_push(&f.out, (struct proto_str){x->name, x->name_len},
+                                              PROTO_UNSUB_SERVER, "server unsubscribe");
+        drop_sub(s, ps, i);
+        n++;
+        if (!encoded(&f, r))
+            break;
+    }
+    /* One frame for all the pushes; the room's later messages are not delivered any more. */
+    flush_replies(&f);
+    proto_buf_fini(&f.out);
+    return n;
 }

@@ -55,4 +55,23 @@ struct sub;
  * borrowed from its session until the subscription ends: for presence (room.c). Cannot fail. */
 void proto_sub_client_info(const struct sub *sub, struct proto_client_info *ci);
 
+/* ---- server actions (the server API, api.c) ---------------------------------------------- */
+
+/*
+ * Calls <fn>(<s>, conn, <arg>) for every protocol connection of user <user>/<len> on this shard
+ * (those whose connect succeeded with that non-empty user), oldest first. <fn> may close the
+ * connection it is given, but no other. Returns the number of calls. Cannot fail.
+ */
+typedef void (*proto_user_fn)(struct shard *s, struct conn *c, void *arg);
+uint32_t proto_for_user(struct shard *s, const char *user, size_t len, proto_user_fn fn, void *arg);
+
+/*
+ * Ends the subscription of protocol connection <c> to <channel>/<len> (every subscription when
+ * <len> is 0), as the server API's `unsubscribe` does: the room membership goes at once and the
+ * client gets an unsubscribe push, code 2000 "server unsubscribe", per channel (one frame for
+ * all). Returns the number of subscriptions ended. Without memory for the pushes <c> is closed
+ * 3004 (the subscriptions are gone either way).
+ */
+int proto_server_unsubscribe(struct shard *s, struct conn *c, const char *channel, size_t len);
+
 #endif

@@ -944,3 +944,21 @@ void room_table_fini(struct shard *s)
     free(t->buckets);
     memset(t, 0, sizeof(*t));
 }
+
+/* ---- read-only walks (the server API, api.c) ---------------------------------------------- */
+
+void room_each(struct shard *s, room_each_fn fn, void *arg)
+{
+    const struct room_table *t = &s->rooms;
+    for (uint32_t i = 0; t->buckets && i <= t->mask; i++) {
+        for (const struct room *r = t->buckets[i]; r; r = r->hnext) {
+            struct room_view v = {
+                .name = r->name,
+                .name_len = r->name_len,
+                .nr_local = r->nr_subs,
+                .home_live = r->home == s->id && (r->shard_mask || r->nr_subs),
+            };
+            fn(arg, &v);
+        }
+    }
+}

@@ -235,4 +235,22 @@ void room_envelope_drop(const struct xshard_env *env);
 unsigned room_home(const struct engine *e, uint64_t hash);
 uint64_t room_hash(const struct engine *e, const char *name, size_t len);
 
+/* ---- read-only walks (the server API, api.c) ---------------------------------------------- */
+
+/* What room_each shows of one room: borrowed for the callback only. */
+struct room_view {
+    const char *name;
+    size_t name_len;
+    uint32_t nr_local; /* subscriptions on this shard */
+    bool home_live;    /* this shard is the room's home and some shard has members */
+};
+
+/*
+ * Calls <fn>(<arg>, view) for every room in this shard's table, in no particular order: those
+ * with local subscriptions and those whose home this is. <fn> must not subscribe, unsubscribe,
+ * publish or close connections (the table must not change during the walk). Cannot fail.
+ */
+typedef void (*room_each_fn)(void *arg, const struct room_view *v);
+void room_each(struct shard *s, room_each_fn fn, void *arg);
+
 #endif

@@ -4,6 +4,7 @@
  */
 #include "routes.h"
 
+#include "api.h"
 #include "metrics.h"
 #include "proto_conn.h"
 #include "raw.h"
@@ -94,5 +95,6 @@ const struct http_route http_routes[] = {
     {"GET", "/connection/websocket", HTTP_EXACT, 0, proto_route},
     {"GET", "/ops", HTTP_EXACT, 0, web_route_asset},
     {"GET", "/assets/", HTTP_PREFIX, 0, web_route_asset},
+    {"POST", "/api/", HTTP_PREFIX, HTTP_R_BODY, api_route},
 };
 const size_t http_nr_routes = sizeof(http_routes) / sizeof(http_routes[0]);

@@ -18,6 +18,7 @@
  */
 #include "shard.h"
 
+#include "api.h"
 #include "conn.h"
 #include "log.h"
 #include "routes.h"
@@ -191,8 +192,12 @@ static void take_inbox(struct shard *s)
     size_t n;
     do {
         n = xshard_pop(s->eng->xs, s->id, env, INBOX_BATCH);
-        for (size_t i = 0; i < n; i++)
-            room_handle_envelope(s, &env[i]);
+        for (size_t i = 0; i < n; i++) {
+            if (env[i].kind >= XS_API_FIRST)
+                api_handle_envelope(s, &env[i]);
+            else
+                room_handle_envelope(s, &env[i]);
+        }
     } while (n == INBOX_BATCH);
 }
 
@@ -266,6 +271,9 @@ int shard_setup(struct shard *s)
     ret = room_table_init(&s->rooms);
     if (ret < 0)
         return ret;
+    ret = users_init(&s->users, s->eng->room_seed);
+    if (ret < 0)
+        return ret;
     update_clock(s);
     timer_wheel_init(&s->wheel, s->now);
     return 0;
@@ -283,6 +291,7 @@ void shard_teardown(struct shard *s)
         s->conns = NULL;
     }
     room_table_fini(s);
+    users_fini(&s->users);
     conn_pools_fini(s);
     for (uint32_t i = 0; i < s->paused.nr; i++)
         free(s->paused.v[i].held);

@@ -19,6 +19,7 @@
 #include "ring.h"
 #include "room.h"
 #include "timer.h"
+#include "users.h"
 
 #include <netinet/in.h>
 #include <pthread.h>
@@ -114,6 +115,7 @@ struct shard {
     uint32_t nr_live;   /* slots not FREE */
     uint32_t slots_hwm; /* one past the highest slot ever used: scans stop here */
     struct room_table rooms;
+    struct users users; /* protocol connections by user (the server API) */
     struct timer_wheel wheel;
     uint32_t now; /* cached second (CLOCK_MONOTONIC) of this loop iteration */
     uint64_t now_ns;
@@ -156,6 +158,8 @@ struct engine {
     atomic_bool draining;
     struct ip_table *ips;
     struct tls_config *tls; /* the current TLS config (main thread's reference) */
+    uint64_t started_ns;    /* mono_ns() at start, for the server API's `info` uptime */
+    char node_uid[37];      /* this process's random UUID, the server API's node `uid` */
 };
 
 /* --- engine.c --------------------------------------------------------------------------- */

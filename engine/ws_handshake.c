@@ -102,6 +102,7 @@ enum {
     /* Lists that may repeat: these bits only mark that the first line was kept. */
     SEEN_ACCEPT_ENC = 1u << 7,
     SEEN_INM = 1u << 8,
+    SEEN_API_KEY = 1u << 9,
 };
 
 static int once(struct http_request *req, unsigned bit)
@@ -171,6 +172,8 @@ static int on_header(struct http_request *req, const char *name, size_t name_len
         return set_once(req, SEEN_ORIGIN, &req->origin, v, n);
     if (eq_nocase(name, name_len, "authorization"))
         return set_once(req, SEEN_AUTH, &req->authorization, v, n);
+    if (eq_nocase(name, name_len, "x-api-key"))
+        return set_once(req, SEEN_API_KEY, &req->api_key, v, n);
     if (eq_nocase(name, name_len, "upgrade")) {
         req->upgrade_websocket = req->upgrade_websocket || list_has(v, n, "websocket");
         return 0;

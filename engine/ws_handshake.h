@@ -42,6 +42,7 @@ struct http_request {
     struct http_str ws_key;          /* Sec-WebSocket-Key, trimmed */
     struct http_str ws_protocol;     /* Sec-WebSocket-Protocol, raw; len 0 when absent */
     struct http_str authorization;   /* len 0 when absent */
+    struct http_str api_key;         /* X-API-Key (the server API's key); len 0 when absent */
     struct http_str accept_encoding; /* Accept-Encoding, raw, first line; len 0 when absent */
     struct http_str if_none_match;   /* If-None-Match, raw, first line; len 0 when absent */
     int ws_version;                  /* Sec-WebSocket-Version as a number, -1 when absent */
@@ -67,7 +68,7 @@ struct http_request {
  * Returns the length of the head including the final CRLFCRLF (> 0), or
  *   -EAGAIN  incomplete: call again with more bytes
  *   -EPROTO  malformed request (answer 400), including more than HTTP_HEADERS_MAX header
- *            lines; a duplicate Host, Origin, Authorization, Content-Length,
+ *            lines; a duplicate Host, Origin, Authorization, X-API-Key, Content-Length,
  *            Sec-WebSocket-Key or Sec-WebSocket-Version; a Content-Length that is not a
  *            uint64_t or a Sec-WebSocket-Version that is not 0..255 (RFC 6455 §4.1); any
  *            Transfer-Encoding (bodies are framed by Content-Length only). A repeated

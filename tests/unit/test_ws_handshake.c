@@ -87,6 +87,7 @@ struct req_row {
     /* Expected fields on success; NULL means absent (len 0). */
     const char *path, *query, *host, *origin, *key, *protocol;
     const char *accept_encoding, *if_none_match;
+    const char *api_key;
     int version;
     uint64_t content_length;
 };
@@ -269,6 +270,7 @@ static const struct req_row valid_rows[] = {
         .check = WS_UPGRADE_NOT_WEBSOCKET,
         .path = "/api/publish",
         .host = "h",
+        .api_key = "k",
         .version = -1,
         .content_length = 27,
     },
@@ -486,6 +488,9 @@ static const struct req_row error_rows[] = {
     {.name = "duplicate Sec-WebSocket-Version",
      .text = "GET / HTTP/1.1\r\nSec-WebSocket-Version: 13\r\nSec-WebSocket-Version: 13\r\n\r\n",
      .expect = -EPROTO},
+    {.name = "duplicate X-API-Key",
+     .text = "POST / HTTP/1.1\r\nX-API-Key: a\r\nx-api-key: a\r\n\r\n",
+     .expect = -EPROTO},
     {.name = "duplicate Content-Length",
      .text = "POST / HTTP/1.1\r\nContent-Length: 1\r\nContent-Length: 1\r\n\r\n",
      .expect = -EPROTO},
@@ -562,6 +567,7 @@ static void check_fields(const struct req_row *r, const struct http_request *req
     check_str(r->name, "ws_protocol", &req->ws_protocol, r->protocol, buf, len);
     check_str(r->name, "accept_encoding", &req->accept_encoding, r->accept_encoding, buf, len);
     check_str(r->name, "if_none_match", &req->if_none_match, r->if_none_match, buf, len);
+    check_str(r->name, "api_key", &req->api_key, r->api_key, buf, len);
     if (req->ws_version != r->version)
         fail_msg("%s: version %d, expected %d", r->name, req->ws_version, r->version);
     if (req->content_length != r->content_length)
