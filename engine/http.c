@@ -136,7 +136,7 @@ void http_refuse(struct shard *s, struct conn *c, int status, const char *extra_
     char body[160];
     int n = snprintf(body, sizeof(body), "%s\n", reason);
     const struct http_state *st = conn_priv(c);
-    STAT_ADD(s, handshakes_failed, 1);
+    STAT_HS_FAIL(s, hs_fail_of_status(status));
     log_debug("shard %u: conn %u: %d %s", s->id, c->idx, status, reason);
     answer(s, c, status, extra_headers, NULL, body, (size_t)n, false, st->head);
 }
@@ -194,7 +194,7 @@ static ssize_t one_request(struct shard *s, struct conn *c, const uint8_t *p, si
         char body[64];
         int n = snprintf(body, sizeof(body), "%s\n",
                          status == 405 ? "method not allowed" : "not found");
-        STAT_ADD(s, handshakes_failed, 1);
+        STAT_HS_FAIL(s, hs_fail_of_status(status));
         http_respond(s, c, &req, status, status == 405 ? allow : NULL, NULL, body, (size_t)n);
         st->head = false;
         return conn_is_open(c) ? (ssize_t)total : -1;
@@ -259,7 +259,7 @@ void http_on_timer(struct shard *s, struct conn *c)
     const struct http_state *st = conn_priv(c);
     if (st->nr_requests == 0 || c->rx) {
         /* A request that did not arrive whole in time: a failed handshake. */
-        STAT_ADD(s, handshakes_failed, 1);
+        STAT_HS_FAIL(s, HS_FAIL_TIMEOUT);
         log_debug("shard %u: conn %u: request timeout", s->id, c->idx);
         conn_kill(s, c);
         return;

@@ -38,7 +38,7 @@ void web_route_asset(struct shard *s, struct conn *c, const struct http_request 
     (void)body_len;
     const struct web_asset *a = web_asset_find(req->path);
     if (!a) {
-        STAT_ADD(s, handshakes_failed, 1);
+        STAT_HS_FAIL(s, HS_FAIL_NOT_FOUND);
         http_respond(s, c, req, 404, NULL, NULL, "not found\n", 10);
         return;
     }

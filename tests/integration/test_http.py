@@ -3,7 +3,7 @@
 426, 429, 431) each with a one-line reason, bad room names, garbage, oversized heads,
 keep-alive, pipelining, HEAD, 405 with Allow, Transfer-Encoding and Content-Length limits,
 --allowed-origins, --max-conns-per-ip, --handshake-timeout, --idle-timeout with server pings;
-and --help, --version, bad options (exit 2, one line), the environment and --config."""
+failed handshakes by reason in /metrics and /stats; and --help, --version, bad options (exit 2, one line), the environment and --config."""
 import asyncio
 import json
 import os
@@ -454,6 +454,59 @@ def case_process_metrics(b):
     assert abs(stats["rss_bytes"] - rss) <= max(rss / 2, 4 << 20), "/stats %r" % stats
 
 
+def failed_by_reason(b):
+    r = http_get(b.port, "/metrics", close_wait=0.2)
+    assert r.status == 200, "GET /metrics: %r" % r
+    out = {}
+    for m in re.finditer(r'^ringcast_handshakes_failed_total\{reason="([a-z_]+)"\} (\d+)$',
+                         r.body.decode(), re.M):
+        out[m.group(1)] = int(m.group(2))
+    return out
+
+
+FAILED_REASONS = ("bad_request", "forbidden", "not_found", "not_websocket", "per_ip_limit",
+                  "unavailable", "timeout", "tls", "other")
+
+
+def case_failed_reasons(b):
+    """ringcast_handshakes_failed_total{reason}: each refusal of the upgrade (400, 403, 404,
+    426, 429, 503) and a request that does not arrive in time count under their own reason,
+    and /stats has the same figures. Broker: --max-conns 2 --max-conns-per-ip 1
+    --allowed-origins http://good.example --handshake-timeout 1."""
+    before = failed_by_reason(b)
+    assert sorted(before) == sorted(FAILED_REASONS), "reasons in /metrics: %r" % before
+    check_refusal(upgrade(b.port, "/room/a%00b"), 400)
+    check_refusal(http_request(b.port, b"POST /healthz HTTP/1.1\r\nHost: x\r\n"
+                               b"Content-Length: 0\r\n\r\n", close_wait=0.2), 405)
+    check_refusal(upgrade(b.port, "/echo", origin="http://evil.example"), 403)
+    check_refusal(upgrade(b.port, "/nope"), 404)
+    check_refusal(http_get(b.port, "/echo", close_wait=0.2), 426)
+    held = [RawWS(b.port, "/echo", origin="http://good.example")]
+    try:
+        check_refusal(upgrade(b.port, "/echo", origin="http://good.example"), 429)
+        held.append(RawWS(b.port, "/echo", source="127.0.0.2", origin="http://good.example"))
+        r = http_request(b.port, upgrade_request("/echo", origin="http://good.example"),
+                         source="127.0.0.3", close_wait=0.2)
+        check_refusal(r, 503)
+    finally:
+        for c in held:
+            c.rst()
+    s = connect(b.port)
+    s.sendall(b"GET /echo HTTP/1.1\r\nHost: 127.0.0.1\r\n")
+    assert_conn_ends(s, 6)
+    rst_close(s)
+    want = {"bad_request": 2, "forbidden": 1, "not_found": 1, "not_websocket": 1,
+            "per_ip_limit": 1, "unavailable": 1, "timeout": 1}
+    after = failed_by_reason(b)
+    got = {k: after[k] - before[k] for k in FAILED_REASONS if after[k] != before[k]}
+    assert got == want, "failed handshakes by reason rose by %r, want %r" % (got, want)
+    r = http_get(b.port, "/stats", close_wait=0.2)
+    st = json.loads(r.body)
+    assert st["handshakes_failed_by_reason"] == after, "/stats %r vs /metrics %r" % (
+        st["handshakes_failed_by_reason"], after)
+    assert st["handshakes_failed"] == sum(after.values()), st["handshakes_failed"]
+
+
 def case_origins(b):
     for origin in ("http://evil.example", "http://good.example.evil", "null",
                    "https://good.example"):
@@ -841,6 +894,9 @@ def main():
     with Broker("--shards", "2", "--allowed-origins",
                 "http://good.example,https://ok.example:8443") as b:
         r.run("--allowed-origins: 403 for others, 101 for listed", case_origins, b)
+    with Broker("--shards", "2", "--max-conns", "2", "--max-conns-per-ip", "1",
+                "--allowed-origins", "http://good.example", "--handshake-timeout", "1") as b:
+        r.run("/metrics: failed handshakes by reason", case_failed_reasons, b)
     with Broker("--shards", "2", "--max-conns-per-ip", "3") as b:
         r.run("--max-conns-per-ip 3: 429 for the 4th", case_per_ip, b)
     with Broker("--shards", "2", "--ping-interval", "1", "--idle-timeout", "2") as b:
