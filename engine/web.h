@@ -1,7 +1,8 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * web: the pages the broker serves itself (GET /ops and its /assets/), compiled into the
- * binary from engine/web/ by cmake/EmbedAssets.cmake, which writes the table below.
+ * web: the pages the broker serves itself (GET / the chat page, GET /ops the operations page,
+ * and their /assets/), compiled into the binary from engine/web/ by cmake/EmbedAssets.cmake,
+ * which writes the table below.
  *
  * Every answer carries what a browser expects of a static file: Content-Type with a charset,
  * an ETag (answered 304 when If-None-Match holds it), `Cache-Control: no-cache` (the URLs are
@@ -39,8 +40,8 @@ extern const size_t web_nr_assets;
 /* The asset served at <path>, or NULL. Cannot fail. */
 const struct web_asset *web_asset_find(struct http_str path);
 
-/* The route of GET /ops and GET /assets/...: answers the asset, 304, or 404 for a path under
- * /assets/ that has none. */
+/* The route of GET /, GET /ops and GET /assets/...: answers the asset, 304, or 404 for a path
+ * under /assets/ that has none. */
 void web_route_asset(struct shard *s, struct conn *c, const struct http_request *req,
                      const uint8_t *body, size_t body_len);
 
