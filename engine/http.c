@@ -10,6 +10,7 @@
 #include "log.h"
 #include "routes.h"
 #include "shard.h"
+#include "web.h"
 
 #include <errno.h>
 #include <stdio.h>
@@ -191,11 +192,12 @@ static ssize_t one_request(struct shard *s, struct conn *c, const uint8_t *p, si
                                                      req.path, &status, allow, sizeof(allow));
     if (!route) {
         /* The request was read whole: the connection can go on. */
-        char body[64];
-        int n = snprintf(body, sizeof(body), "%s\n",
-                         status == 405 ? "method not allowed" : "not found");
-        STAT_HS_FAIL(s, hs_fail_of_status(status));
-        http_respond(s, c, &req, status, status == 405 ? allow : NULL, NULL, body, (size_t)n);
+        if (status == 404) {
+            web_not_found(s, c, &req); /* a page for a browser, a line for the rest */
+        } else {
+            STAT_HS_FAIL(s, hs_fail_of_status(status));
+            http_respond(s, c, &req, status, allow, NULL, "method not allowed\n", 19);
+        }
         st->head = false;
         return conn_is_open(c) ? (ssize_t)total : -1;
     }

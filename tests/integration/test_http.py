@@ -3,7 +3,7 @@
 426, 429, 431) each with a one-line reason, bad room names, garbage, oversized heads,
 keep-alive, pipelining, HEAD, 405 with Allow, Transfer-Encoding and Content-Length limits,
 --allowed-origins, --max-conns-per-ip, --handshake-timeout, --idle-timeout with server pings;
-failed handshakes by reason in /metrics and /stats; and --help, --version, bad options (exit 2, one line), the environment and --config."""
+the HTML 404 page for browsers; failed handshakes by reason in /metrics and /stats; and --help, --version, bad options (exit 2, one line), the environment and --config."""
 import asyncio
 import json
 import os
@@ -41,6 +41,37 @@ def case_not_found(b):
     check_refusal(http_get(b.port, "/nope", close_wait=0.2), 404)
     check_refusal(upgrade(b.port, "/nope"), 404)
     check_refusal(upgrade(b.port, "/echo/extra"), 404)
+
+
+BROWSER_ACCEPT = ("text/html,application/xhtml+xml,application/xml;q=0.9,image/avif,"
+                  "image/webp,image/apng,*/*;q=0.8")
+
+
+def case_not_found_page(b):
+    """A browser asking for an unknown page (Accept names text/html) gets a small HTML 404 page
+    with the pages' security headers; everything else keeps the one-line text; both keep the
+    connection."""
+    r = http_get(b.port, "/nope", headers=[("Accept", BROWSER_ACCEPT)], want_close=False,
+                 close_wait=0.2)
+    assert r.status == 404, "GET /nope from a browser: %r" % r
+    assert r.header("content-type") == "text/html; charset=utf-8", r.header("content-type")
+    assert r.body.lstrip().lower().startswith(b"<!doctype html>"), r.body[:80]
+    assert b'href="/"' in r.body, "the 404 page links to the chat page: %r" % r.body[:400]
+    assert "script-src 'self'" in (r.header("content-security-policy") or ""), r
+    assert r.header("x-content-type-options") == "nosniff", r
+    assert r.header("etag") is None, "an error page has no ETag: %r" % r
+    assert r.header("connection") != "close", "the 404 page closed the connection: %r" % r
+    for accept in (None, "*/*", "application/json", "text/html;q=0"):
+        hdrs = [("Accept", accept)] if accept else []
+        check_refusal(http_get(b.port, "/nope", headers=hdrs, close_wait=0.2), 404)
+    r = http_get(b.port, "/assets/nope.css", headers=[("Accept", "text/css,*/*;q=0.1")],
+                 close_wait=0.2)
+    check_refusal(r, 404)
+    r = http_request(b.port, ("HEAD /nope HTTP/1.1\r\nHost: x\r\nAccept: %s\r\n"
+                              "Connection: close\r\n\r\n" % BROWSER_ACCEPT).encode(),
+                     close_wait=0.2)
+    assert r.status == 404 and r.body == b"" and int(r.header("content-length")) > 100, \
+        "HEAD of the 404 page: %r" % r
 
 
 def case_not_upgrade(b):
@@ -860,6 +891,7 @@ def main():
     with Broker("--shards", "2") as b:
         for name, fn in [("GET /healthz -> 200 ok", case_healthz),
                          ("unknown path -> 404", case_not_found),
+                         ("unknown page from a browser -> HTML 404", case_not_found_page),
                          ("not an upgrade -> 426", case_not_upgrade),
                          ("Sec-WebSocket-Version 8 -> 426 + version 13", case_version),
                          ("missing or bad key -> 400", case_bad_key),
