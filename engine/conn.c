@@ -833,7 +833,7 @@ static void tls_input(struct shard *s, struct conn *c, uint8_t *p, size_t len)
                 log_debug("shard %u: conn %u: TLS: %s", s->id, c->idx,
                           tls_reason_name(tls_session_reason(c->tls)));
                 if (!tls_session_established(c->tls))
-                    STAT_ADD(s, handshakes_failed, 1);
+                    STAT_HS_FAIL(s, HS_FAIL_TLS);
             }
             if (c->state == CONN_OPEN)
                 enter_closing(s, c, NULL);

@@ -10,6 +10,7 @@
 #include "log.h"
 #include "routes.h"
 #include "shard.h"
+#include "web.h"
 
 #include <assert.h>
 #include <errno.h>
@@ -142,7 +143,7 @@ void http_refuse(struct shard *s, struct conn *c, int status, const char *extra_
     char body[160];
     int n = snprintf(body, sizeof(body), "%s\n", reason);
     const struct http_state *st = conn_priv(c);
-    STAT_ADD(s, handshakes_failed, 1);
+    STAT_HS_FAIL(s, hs_fail_of_status(status));
     log_debug("shard %u: conn %u: %d %s", s->id, c->idx, status, reason);
     answer(s, c, status, extra_headers, NULL, body, (size_t)n, false, st->head);
 }
@@ -197,11 +198,12 @@ static ssize_t one_request(struct shard *s, struct conn *c, const uint8_t *p, si
                                                      req.path, &status, allow, sizeof(allow));
     if (!route) {
         /* The request was read whole: the connection can go on. */
-        char body[64];
-        int n = snprintf(body, sizeof(body), "%s\n",
-                         status == 405 ? "method not allowed" : "not found");
-        STAT_ADD(s, handshakes_failed, 1);
-        http_respond(s, c, &req, status, status == 405 ? allow : NULL, NULL, body, (size_t)n);
+        if (status == 404) {
+            web_not_found(s, c, &req); /* a page for a browser, a line for the rest */
+        } else {
+            STAT_HS_FAIL(s, hs_fail_of_status(status));
+            http_respond(s, c, &req, status, allow, NULL, "method not allowed\n", 19);
+        }
         st->head = false;
         return conn_is_open(c) ? (ssize_t)total : -1;
     }
@@ -350,7 +352,7 @@ void http_on_timer(struct shard *s, struct conn *c)
     }
     if (st->nr_requests == 0 || c->rx) {
         /* A request that did not arrive whole in time: a failed handshake. */
-        STAT_ADD(s, handshakes_failed, 1);
+        STAT_HS_FAIL(s, HS_FAIL_TIMEOUT);
         log_debug("shard %u: conn %u: request timeout", s->id, c->idx);
         conn_kill(s, c);
         return;

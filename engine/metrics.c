@@ -22,6 +22,20 @@ struct totals {
     uint64_t accepted, failed, msgs_in, msgs_out, bytes_in, bytes_out, sends, slow_close, slow_drop,
         xshard, rooms, queued, conns, turns, cqes, tls_handshaking, tls_waiting, upgrades, closes,
         paused;
+    uint64_t hs_failed[HS_FAIL_NR];
+};
+
+/* The `reason` label of each enum hs_fail (shard.h), in its order. */
+static const char *const hs_fail_names[HS_FAIL_NR] = {
+    [HS_FAIL_BAD_REQUEST] = "bad_request",
+    [HS_FAIL_FORBIDDEN] = "forbidden",
+    [HS_FAIL_NOT_FOUND] = "not_found",
+    [HS_FAIL_NOT_WEBSOCKET] = "not_websocket",
+    [HS_FAIL_PER_IP] = "per_ip_limit",
+    [HS_FAIL_UNAVAILABLE] = "unavailable",
+    [HS_FAIL_TIMEOUT] = "timeout",
+    [HS_FAIL_TLS] = "tls",
+    [HS_FAIL_OTHER] = "other",
 };
 
 static void sum(const struct engine *e, struct totals *t)
@@ -49,6 +63,8 @@ static void sum(const struct engine *e, struct totals *t)
         t->tls_waiting += LOAD(st->tls_waiting);
         t->upgrades += LOAD(st->upgrades);
         t->closes += LOAD(st->closes);
+        for (unsigned r = 0; r < HS_FAIL_NR; r++)
+            t->hs_failed[r] += LOAD(st->hs_failed[r]);
     }
 }
 
@@ -124,9 +140,14 @@ size_t metrics_prometheus(const struct engine *e, char *out, size_t cap)
     OUT("# TYPE ringcast_connections_accepted_total counter\n"
         "ringcast_connections_accepted_total %lu\n",
         (unsigned long)t.accepted);
-    OUT("# TYPE ringcast_handshakes_failed_total counter\n"
-        "ringcast_handshakes_failed_total{reason=\"any\"} %lu\n",
-        (unsigned long)t.failed);
+    /* One sample per reason, zeros included, so that rate() sees a series from the start and
+     * sum() over the label is the total (no "any" sample to count twice). */
+    OUT("# HELP ringcast_handshakes_failed_total Connections refused or dropped before their "
+        "request was answered or upgraded, by reason.\n"
+        "# TYPE ringcast_handshakes_failed_total counter\n");
+    for (unsigned r = 0; r < HS_FAIL_NR; r++)
+        OUT("ringcast_handshakes_failed_total{reason=\"%s\"} %lu\n", hs_fail_names[r],
+            (unsigned long)t.hs_failed[r]);
     OUT("# TYPE ringcast_messages_received_total counter\n"
         "ringcast_messages_received_total %lu\n",
         (unsigned long)t.msgs_in);
@@ -215,8 +236,11 @@ size_t metrics_json(const struct engine *e, char *out, size_t cap)
     /* What the operations page needs on top (README, "GET /stats"): counters it turns into
      * rates itself, the latency histogram's buckets, and the figures of each shard. */
     OUT(",\"upgrades\":%lu,\"closes\":%lu,\"publisher_pauses\":%lu,"
-        "\"publish_latency\":{\"le_seconds\":[",
+        "\"handshakes_failed_by_reason\":{",
         (unsigned long)t.upgrades, (unsigned long)t.closes, (unsigned long)t.paused);
+    for (unsigned r = 0; r < HS_FAIL_NR; r++)
+        OUT("%s\"%s\":%lu", r ? "," : "", hs_fail_names[r], (unsigned long)t.hs_failed[r]);
+    OUT("},\"publish_latency\":{\"le_seconds\":[");
     for (unsigned b = 0; b < LAT_NR_BUCKETS - 1; b++)
         OUT("%s%g", b ? "," : "", (double)LAT_BOUNDS_NS[b] / 1e9);
     uint64_t lat_sum = 0;

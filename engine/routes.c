@@ -87,6 +87,7 @@ const struct conn_handler *const conn_handlers[CONN_HANDLERS_MAX] = {
 };
 
 const struct http_route http_routes[] = {
+    {"GET", "/", HTTP_EXACT, 0, web_route_asset}, /* the chat page */
     {"GET", "/healthz", HTTP_EXACT, 0, route_healthz},
     {"GET", "/metrics", HTTP_EXACT, 0, route_metrics},
     {"GET", "/stats", HTTP_EXACT, 0, route_stats},

@@ -63,10 +63,62 @@ extern const uint64_t LAT_BOUNDS_NS[LAT_NR_BUCKETS - 1];
     atomic_store_explicit(&(s)->stats.field,                                                       \
                           atomic_load_explicit(&(s)->stats.field, memory_order_relaxed) - (v),     \
                           memory_order_relaxed)
+
+/*
+ * Why a connection failed before it became a WebSocket (or before its HTTP request was
+ * answered): the `reason` label of ringcast_handshakes_failed_total. The names are
+ * metrics.c's; the refusals are ARCHITECTURE.md's ("Refusals during the upgrade").
+ */
+enum hs_fail {
+    HS_FAIL_BAD_REQUEST,   /* 400, and the other refusals of a request: 405, 411, 413, 431 */
+    HS_FAIL_FORBIDDEN,     /* 403: origin or token */
+    HS_FAIL_NOT_FOUND,     /* 404: unknown path */
+    HS_FAIL_NOT_WEBSOCKET, /* 426: not an upgrade, or a version other than 13 */
+    HS_FAIL_PER_IP,        /* 429: --max-conns-per-ip */
+    HS_FAIL_UNAVAILABLE,   /* 503: full or draining */
+    HS_FAIL_TIMEOUT,       /* no complete request within --handshake-timeout */
+    HS_FAIL_TLS,           /* the TLS handshake failed */
+    HS_FAIL_OTHER,         /* 500 and anything else */
+    HS_FAIL_NR,
+};
+
+/* The reason a refusal with HTTP <status> counts under. Cannot fail. */
+static inline enum hs_fail hs_fail_of_status(int status)
+{
+    switch (status) {
+    case 400:
+    case 405:
+    case 411:
+    case 413:
+    case 431:
+        return HS_FAIL_BAD_REQUEST;
+    case 403:
+        return HS_FAIL_FORBIDDEN;
+    case 404:
+        return HS_FAIL_NOT_FOUND;
+    case 426:
+        return HS_FAIL_NOT_WEBSOCKET;
+    case 429:
+        return HS_FAIL_PER_IP;
+    case 503:
+        return HS_FAIL_UNAVAILABLE;
+    default:
+        return HS_FAIL_OTHER;
+    }
+}
+
+/* Counts one failed handshake, in the total and under <why> (enum hs_fail). */
+#define STAT_HS_FAIL(s, why)                                                                       \
+    do {                                                                                           \
+        STAT_ADD(s, handshakes_failed, 1);                                                         \
+        STAT_ADD(s, hs_failed[(why)], 1);                                                          \
+    } while (0)
+
 struct shard_stats {
     atomic_uint_fast64_t conns;
     atomic_uint_fast64_t accepted;
-    atomic_uint_fast64_t handshakes_failed;
+    atomic_uint_fast64_t handshakes_failed;     /* all reasons */
+    atomic_uint_fast64_t hs_failed[HS_FAIL_NR]; /* per enum hs_fail */
     atomic_uint_fast64_t msgs_in;
     atomic_uint_fast64_t msgs_out;
     atomic_uint_fast64_t bytes_in;

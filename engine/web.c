@@ -31,6 +31,29 @@ const struct web_asset *web_asset_find(struct http_str path)
     return NULL;
 }
 
+void web_not_found(struct shard *s, struct conn *c, const struct http_request *req)
+{
+    STAT_HS_FAIL(s, HS_FAIL_NOT_FOUND);
+    struct http_str key = {WEB_NOT_FOUND_PAGE, sizeof(WEB_NOT_FOUND_PAGE) - 1};
+    const struct web_asset *a = web_asset_find(key);
+    if (!a || !http_accepts_type(req->accept, "text/html")) {
+        http_respond(s, c, req, 404, NULL, NULL, "not found\n", 10);
+        return;
+    }
+    /* An error answer is not a resource to keep or revalidate: no ETag, no-store. */
+    bool gz = a->gz && http_accepts_coding(req->accept_encoding, "gzip");
+    char headers[512];
+    int n =
+        snprintf(headers, sizeof(headers), "Cache-Control: no-store\r\n%s%s" WEB_SECURITY_HEADERS,
+                 a->gz ? "Vary: Accept-Encoding\r\n" : "", gz ? "Content-Encoding: gzip\r\n" : "");
+    if (n < 0 || (size_t)n >= sizeof(headers)) {
+        http_refuse(s, c, 500, NULL, "asset headers too long");
+        return;
+    }
+    http_respond(s, c, req, 404, headers, a->type, (const char *)(gz ? a->gz : a->data),
+                 gz ? a->gz_len : a->len);
+}
+
 void web_route_asset(struct shard *s, struct conn *c, const struct http_request *req,
                      const uint8_t *body, size_t body_len)
 {
@@ -38,8 +61,7 @@ void web_route_asset(struct shard *s, struct conn *c, const struct http_request 
     (void)body_len;
     const struct web_asset *a = web_asset_find(req->path);
     if (!a) {
-        STAT_ADD(s, handshakes_failed, 1);
-        http_respond(s, c, req, 404, NULL, NULL, "not found\n", 10);
+        web_not_found(s, c, req);
         return;
     }
     bool gz = a->gz && http_accepts_coding(req->accept_encoding, "gzip");

@@ -103,6 +103,7 @@ enum {
     SEEN_ACCEPT_ENC = 1u << 7,
     SEEN_INM = 1u << 8,
     SEEN_API_KEY = 1u << 9,
+    SEEN_ACCEPT = 1u << 10,
 };
 
 static int once(struct http_request *req, unsigned bit)
@@ -206,6 +207,11 @@ static int on_header(struct http_request *req, const char *name, size_t name_len
     if (eq_nocase(name, name_len, "accept-encoding")) {
         if (!(req->_seen & SEEN_ACCEPT_ENC))
             return set_once(req, SEEN_ACCEPT_ENC, &req->accept_encoding, v, n);
+        return 0;
+    }
+    if (eq_nocase(name, name_len, "accept")) {
+        if (!(req->_seen & SEEN_ACCEPT))
+            return set_once(req, SEEN_ACCEPT, &req->accept, v, n);
         return 0;
     }
     if (eq_nocase(name, name_len, "if-none-match")) {
@@ -611,6 +617,31 @@ bool http_accepts_coding(struct http_str list, const char *coding)
             star = !zero;
     }
     return star;
+}
+
+bool http_accepts_type(struct http_str list, const char *type)
+{
+    size_t i = 0;
+
+    while (i < list.len) {
+        const char *p = list.p;
+        size_t start, name_end, end;
+
+        while (i < list.len && (is_ows((unsigned char)p[i]) || p[i] == ','))
+            i++;
+        start = i;
+        while (i < list.len && p[i] != ',')
+            i++;
+        end = i;
+        /* media-range = type "/" subtype, then parameters after ';' (q among them). */
+        for (name_end = start;
+             name_end < end && (is_tchar((unsigned char)p[name_end]) || p[name_end] == '/');
+             name_end++)
+            ;
+        if (eq_nocase(p + start, name_end - start, type))
+            return !weight_is_zero(p + name_end, end - name_end);
+    }
+    return false;
 }
 
 /* Skips "W/" (RFC 9110 §8.8.3: weak = %s"W/", case-sensitive). */

@@ -45,6 +45,7 @@ struct http_request {
     struct http_str api_key;         /* X-API-Key (the server API's key); len 0 when absent */
     struct http_str accept_encoding; /* Accept-Encoding, raw, first line; len 0 when absent */
     struct http_str if_none_match;   /* If-None-Match, raw, first line; len 0 when absent */
+    struct http_str accept;          /* Accept, raw, first line; len 0 when absent */
     int ws_version;                  /* Sec-WebSocket-Version as a number, -1 when absent */
     bool upgrade_websocket;          /* Upgrade: websocket (case-insensitive, token lists) */
     bool connection_upgrade;         /* Connection: contains the token "upgrade" */
@@ -121,6 +122,14 @@ bool http_query_get(struct http_str query, const char *name, struct http_str *va
  * identity is always acceptable, so nothing else is sent unless asked for. Cannot fail.
  */
 bool http_accepts_coding(struct http_str list, const char *coding);
+
+/*
+ * True when the Accept list <list> (RFC 9110 §12.5.1) names the media type <type> (lower case,
+ * "text/html") itself with a q-value that is not 0. Wildcard ranges do not count: the question
+ * is whether the client is a browser asking for a page, and tools such as curl send the
+ * all-types range. An absent header gives false. Cannot fail.
+ */
+bool http_accepts_type(struct http_str list, const char *type);
 
 /*
  * True when the If-None-Match list <list> (RFC 9110 §13.1.2) matches the entity-tag <etag>

@@ -1,9 +1,9 @@
 // SPDX-License-Identifier: MIT
 // The operations page: reads /stats once a second while the page is visible, turns the
 // counters into rates here (the broker only counts), takes the publish latency percentiles from
-// the histogram's buckets, and draws the last five minutes on canvases. No library, nothing
-// inline (the page's Content-Security-Policy allows only this file to run), and every figure
-// reaches the page as text, never as HTML.
+// the histogram's buckets (stats.js, shared with the chat page), and draws the last five
+// minutes on canvases. No library, nothing inline (the page's Content-Security-Policy allows
+// only the broker's own files to run), and every figure reaches the page as text, never as HTML.
 'use strict';
 
 (function () {
@@ -95,37 +95,6 @@
     const vb = get(b.s);
     if (dt <= 0 || va == null || vb == null || vb < va) return null;
     return (vb - va) / dt;
-  }
-
-  // histogram_quantile as Prometheus computes it: find the bucket that holds rank q * total and
-  // interpolate linearly inside it. <counts> are per bucket (not cumulative), the last is +Inf:
-  // a rank there answers the last finite bound, "at least this".
-  function quantile(q, le, counts) {
-    let total = 0;
-    for (const c of counts) total += c;
-    if (total <= 0) return null;
-    const rank = q * total;
-    let cum = 0;
-    for (let i = 0; i < counts.length; i++) {
-      const below = cum;
-      cum += counts[i];
-      if (counts[i] > 0 && cum >= rank) {
-        if (i >= le.length) return le[le.length - 1];
-        const lo = i === 0 ? 0 : le[i - 1];
-        return lo + (le[i] - lo) * ((rank - below) / counts[i]);
-      }
-    }
-    return le[le.length - 1];
-  }
-
-  // p50 and p99 of the deliveries between samples <a> and <b>.
-  function latency(a, b) {
-    const hb = b.s.publish_latency;
-    const ha = a ? a.s.publish_latency : null;
-    if (!hb || !ha || ha.counts.length !== hb.counts.length) return { p50: null, p99: null };
-    const diff = hb.counts.map((c, i) => c - ha.counts[i]);
-    if (diff.some((d) => d < 0)) return { p50: null, p99: null };
-    return { p50: quantile(0.5, hb.le_seconds, diff), p99: quantile(0.99, hb.le_seconds, diff) };
   }
 
   function push(arr, v) {
@@ -307,7 +276,7 @@
     const deliveries = r((s) => s.messages_delivered);
     const sends = r((s) => s.sends);
     const cpu = r((s) => s.cpu_seconds);
-    const lat = latency(la, now);
+    const lat = ringcastStats.latency(la ? la.s : null, now.s);
 
     show('v-connections', fmtCount(stats.connections), stats.connections);
     show('v-upgrades', fmtRate(upgrades), upgrades);

@@ -3,7 +3,7 @@
 426, 429, 431) each with a one-line reason, bad room names, garbage, oversized heads,
 keep-alive, pipelining, HEAD, 405 with Allow, Transfer-Encoding and Content-Length limits,
 --allowed-origins, --max-conns-per-ip, --handshake-timeout, --idle-timeout with server pings;
-and --help, --version, bad options (exit 2, one line), the environment and --config."""
+the HTML 404 page for browsers; failed handshakes by reason in /metrics and /stats; and --help, --version, bad options (exit 2, one line), the environment and --config."""
 import asyncio
 import json
 import os
@@ -41,6 +41,37 @@ def case_not_found(b):
     check_refusal(http_get(b.port, "/nope", close_wait=0.2), 404)
     check_refusal(upgrade(b.port, "/nope"), 404)
     check_refusal(upgrade(b.port, "/echo/extra"), 404)
+
+
+BROWSER_ACCEPT = ("text/html,application/xhtml+xml,application/xml;q=0.9,image/avif,"
+                  "image/webp,image/apng,*/*;q=0.8")
+
+
+def case_not_found_page(b):
+    """A browser asking for an unknown page (Accept names text/html) gets a small HTML 404 page
+    with the pages' security headers; everything else keeps the one-line text; both keep the
+    connection."""
+    r = http_get(b.port, "/nope", headers=[("Accept", BROWSER_ACCEPT)], want_close=False,
+                 close_wait=0.2)
+    assert r.status == 404, "GET /nope from a browser: %r" % r
+    assert r.header("content-type") == "text/html; charset=utf-8", r.header("content-type")
+    assert r.body.lstrip().lower().startswith(b"<!doctype html>"), r.body[:80]
+    assert b'href="/"' in r.body, "the 404 page links to the chat page: %r" % r.body[:400]
+    assert "script-src 'self'" in (r.header("content-security-policy") or ""), r
+    assert r.header("x-content-type-options") == "nosniff", r
+    assert r.header("etag") is None, "an error page has no ETag: %r" % r
+    assert r.header("connection") != "close", "the 404 page closed the connection: %r" % r
+    for accept in (None, "*/*", "application/json", "text/html;q=0"):
+        hdrs = [("Accept", accept)] if accept else []
+        check_refusal(http_get(b.port, "/nope", headers=hdrs, close_wait=0.2), 404)
+    r = http_get(b.port, "/assets/nope.css", headers=[("Accept", "text/css,*/*;q=0.1")],
+                 close_wait=0.2)
+    check_refusal(r, 404)
+    r = http_request(b.port, ("HEAD /nope HTTP/1.1\r\nHost: x\r\nAccept: %s\r\n"
+                              "Connection: close\r\n\r\n" % BROWSER_ACCEPT).encode(),
+                     close_wait=0.2)
+    assert r.status == 404 and r.body == b"" and int(r.header("content-length")) > 100, \
+        "HEAD of the 404 page: %r" % r
 
 
 def case_not_upgrade(b):
@@ -454,6 +485,59 @@ def case_process_metrics(b):
     assert abs(stats["rss_bytes"] - rss) <= max(rss / 2, 4 << 20), "/stats %r" % stats
 
 
+def failed_by_reason(b):
+    r = http_get(b.port, "/metrics", close_wait=0.2)
+    assert r.status == 200, "GET /metrics: %r" % r
+    out = {}
+    for m in re.finditer(r'^ringcast_handshakes_failed_total\{reason="([a-z_]+)"\} (\d+)$',
+                         r.body.decode(), re.M):
+        out[m.group(1)] = int(m.group(2))
+    return out
+
+
+FAILED_REASONS = ("bad_request", "forbidden", "not_found", "not_websocket", "per_ip_limit",
+                  "unavailable", "timeout", "tls", "other")
+
+
+def case_failed_reasons(b):
+    """ringcast_handshakes_failed_total{reason}: each refusal of the upgrade (400, 403, 404,
+    426, 429, 503) and a request that does not arrive in time count under their own reason,
+    and /stats has the same figures. Broker: --max-conns 2 --max-conns-per-ip 1
+    --allowed-origins http://good.example --handshake-timeout 1."""
+    before = failed_by_reason(b)
+    assert sorted(before) == sorted(FAILED_REASONS), "reasons in /metrics: %r" % before
+    check_refusal(upgrade(b.port, "/room/a%00b"), 400)
+    check_refusal(http_request(b.port, b"POST /healthz HTTP/1.1\r\nHost: x\r\n"
+                               b"Content-Length: 0\r\n\r\n", close_wait=0.2), 405)
+    check_refusal(upgrade(b.port, "/echo", origin="http://evil.example"), 403)
+    check_refusal(upgrade(b.port, "/nope"), 404)
+    check_refusal(http_get(b.port, "/echo", close_wait=0.2), 426)
+    held = [RawWS(b.port, "/echo", origin="http://good.example")]
+    try:
+        check_refusal(upgrade(b.port, "/echo", origin="http://good.example"), 429)
+        held.append(RawWS(b.port, "/echo", source="127.0.0.2", origin="http://good.example"))
+        r = http_request(b.port, upgrade_request("/echo", origin="http://good.example"),
+                         source="127.0.0.3", close_wait=0.2)
+        check_refusal(r, 503)
+    finally:
+        for c in held:
+            c.rst()
+    s = connect(b.port)
+    s.sendall(b"GET /echo HTTP/1.1\r\nHost: 127.0.0.1\r\n")
+    assert_conn_ends(s, 6)
+    rst_close(s)
+    want = {"bad_request": 2, "forbidden": 1, "not_found": 1, "not_websocket": 1,
+            "per_ip_limit": 1, "unavailable": 1, "timeout": 1}
+    after = failed_by_reason(b)
+    got = {k: after[k] - before[k] for k in FAILED_REASONS if after[k] != before[k]}
+    assert got == want, "failed handshakes by reason rose by %r, want %r" % (got, want)
+    r = http_get(b.port, "/stats", close_wait=0.2)
+    st = json.loads(r.body)
+    assert st["handshakes_failed_by_reason"] == after, "/stats %r vs /metrics %r" % (
+        st["handshakes_failed_by_reason"], after)
+    assert st["handshakes_failed"] == sum(after.values()), st["handshakes_failed"]
+
+
 def case_origins(b):
     for origin in ("http://evil.example", "http://good.example.evil", "null",
                    "https://good.example"):
@@ -807,6 +891,7 @@ def main():
     with Broker("--shards", "2") as b:
         for name, fn in [("GET /healthz -> 200 ok", case_healthz),
                          ("unknown path -> 404", case_not_found),
+                         ("unknown page from a browser -> HTML 404", case_not_found_page),
                          ("not an upgrade -> 426", case_not_upgrade),
                          ("Sec-WebSocket-Version 8 -> 426 + version 13", case_version),
                          ("missing or bad key -> 400", case_bad_key),
@@ -841,6 +926,9 @@ def main():
     with Broker("--shards", "2", "--allowed-origins",
                 "http://good.example,https://ok.example:8443") as b:
         r.run("--allowed-origins: 403 for others, 101 for listed", case_origins, b)
+    with Broker("--shards", "2", "--max-conns", "2", "--max-conns-per-ip", "1",
+                "--allowed-origins", "http://good.example", "--handshake-timeout", "1") as b:
+        r.run("/metrics: failed handshakes by reason", case_failed_reasons, b)
     with Broker("--shards", "2", "--max-conns-per-ip", "3") as b:
         r.run("--max-conns-per-ip 3: 429 for the 4th", case_per_ip, b)
     with Broker("--shards", "2", "--ping-interval", "1", "--idle-timeout", "2") as b:

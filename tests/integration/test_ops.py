@@ -1,10 +1,11 @@
 # SPDX-License-Identifier: MIT
-"""The operations page's HTTP side and the /stats it reads: GET /ops and its assets (status,
+"""The HTTP side of the pages and the /stats they read: GET /ops, GET / (the chat page) and
+their assets (status,
 Content-Type with charset, Cache-Control, the Content-Security-Policy and nosniff headers, the
 page loading its script from a file and running nothing inline), ETag and If-None-Match -> 304,
 gzip when Accept-Encoding allows it (and the bytes gunzip to the plain ones), HEAD, 404 under
 /assets/; and /stats with its per-shard figures and latency buckets, consistent with the totals
-and with real traffic. The browser side is test_ops_browser.js."""
+and with real traffic. The browser side is test_ops_browser.js and test_chat_browser.js."""
 import gzip
 import json
 import os
@@ -21,6 +22,10 @@ ASSETS = [
     ("/assets/ops.js", "text/javascript; charset=utf-8"),
     ("/assets/ops.css", "text/css; charset=utf-8"),
     ("/assets/icon.svg", "image/svg+xml; charset=utf-8"),
+    ("/assets/stats.js", "text/javascript; charset=utf-8"),
+    ("/", "text/html; charset=utf-8"),
+    ("/assets/chat.js", "text/javascript; charset=utf-8"),
+    ("/assets/chat.css", "text/css; charset=utf-8"),
 ]
 
 
@@ -67,23 +72,26 @@ def case_assets(b):
 
 def case_csp(b):
     """The policy forbids inline script: script-src names the broker only, with no
-    'unsafe-inline', and default-src is 'none'. The page loads its script and style from files
+    'unsafe-inline', and default-src is 'none'. Each page loads its script and style from files
     the policy allows, and has no inline script or handler attribute."""
-    r = get(b, "/ops")
-    d = csp_directives(r)
-    assert d.get("default-src") == ["'none'"], d
-    assert d.get("script-src") == ["'self'"], d
-    assert d.get("style-src") == ["'self'"], d
-    assert d.get("connect-src") == ["'self'"], d
-    assert d.get("frame-ancestors") == ["'none'"], d
-    html = r.body.decode("utf-8")
-    assert '<script src="/assets/ops.js"' in html, "page does not load /assets/ops.js"
-    assert '<link rel="stylesheet" href="/assets/ops.css">' in html, "page does not load ops.css"
-    for m in re.finditer(r"<script\b[^>]*>(.*?)</script>", html, re.S):
-        assert m.group(1).strip() == "", "inline script in /ops: %r" % m.group(1)[:80]
-    assert not re.search(r"\son[a-z]+\s*=", html), "inline event handler in /ops"
-    assert "<style" not in html and "style=" not in html, "inline style in /ops"
-    assert 'lang="en"' in html and 'name="viewport"' in html
+    for page, name in (("/ops", "ops"), ("/", "chat")):
+        r = get(b, page)
+        d = csp_directives(r)
+        assert d.get("default-src") == ["'none'"], d
+        assert d.get("script-src") == ["'self'"], d
+        assert d.get("style-src") == ["'self'"], d
+        assert d.get("connect-src") == ["'self'"], d
+        assert d.get("frame-ancestors") == ["'none'"], d
+        html = r.body.decode("utf-8")
+        for src in ("/assets/stats.js", "/assets/%s.js" % name):
+            assert '<script src="%s"' % src in html, "%s does not load %s" % (page, src)
+        assert '<link rel="stylesheet" href="/assets/%s.css">' % name in html, \
+            "%s does not load %s.css" % (page, name)
+        for m in re.finditer(r"<script\b[^>]*>(.*?)</script>", html, re.S):
+            assert m.group(1).strip() == "", "inline script in %s: %r" % (page, m.group(1)[:80])
+        assert not re.search(r"\son[a-z]+\s*=", html), "inline event handler in %s" % page
+        assert "<style" not in html and "style=" not in html, "inline style in %s" % page
+        assert 'lang="en"' in html and 'name="viewport"' in html
 
 
 def case_etag_304(b):
@@ -244,8 +252,9 @@ def case_stats_traffic(b):
 def main():
     r = Runner()
     with Broker("--shards", "3") as b:
-        for name, fn in [("GET /ops and its assets: types, cache, tag, nosniff", case_assets),
-                         ("Content-Security-Policy forbids inline script; page obeys", case_csp),
+        for name, fn in [("GET /ops, GET / and their assets: types, cache, tag, nosniff",
+                          case_assets),
+                         ("Content-Security-Policy forbids inline script; pages obey", case_csp),
                          ("If-None-Match -> 304", case_etag_304),
                          ("Accept-Encoding: gzip -> the gzip copy", case_gzip),
                          ("HEAD /ops: head only, keep-alive framing right", case_head),

@@ -62,6 +62,7 @@ static int setup_two_shards(void **state)
     SET(0, conns, 3);
     SET(0, accepted, 10);
     SET(0, handshakes_failed, 1);
+    SET(0, hs_failed[HS_FAIL_NOT_FOUND], 1);
     SET(0, msgs_in, 100);
     SET(0, msgs_out, 1000);
     SET(0, bytes_in, 5000);
@@ -83,6 +84,8 @@ static int setup_two_shards(void **state)
     SET(1, conns, 7);
     SET(1, accepted, 20);
     SET(1, handshakes_failed, 2);
+    SET(1, hs_failed[HS_FAIL_NOT_FOUND], 1);
+    SET(1, hs_failed[HS_FAIL_TIMEOUT], 1);
     SET(1, msgs_in, 200);
     SET(1, msgs_out, 500);
     SET(1, bytes_in, 6000);
@@ -361,10 +364,10 @@ static void prometheus_is_well_formed(void **state)
     size_t len;
     char *text = render(metrics_prometheus, &len);
     assert_int_equal(len, strlen(text));
-    /* 2 connection lines, 2 slow-consumer lines, 2 TLS handshake lines, one sample for each
-     * other counter and gauge (publisher pauses included), and the latency histogram's 16
-     * buckets, sum and count. */
-    assert_int_equal(prom_check_format(text), 38);
+    /* 2 connection lines, 9 failed-handshake reasons, 2 slow-consumer lines, 2 TLS handshake
+     * lines, one sample for each other counter and gauge (publisher pauses included), and the
+     * latency histogram's 16 buckets, sum and count. */
+    assert_int_equal(prom_check_format(text), 46);
     free(text);
 }
 
@@ -376,7 +379,20 @@ static void prometheus_sums_over_shards(void **state)
     assert_int_equal(prom_u64(text, "ringcast_connections{shard=\"0\"}"), 3);
     assert_int_equal(prom_u64(text, "ringcast_connections{shard=\"1\"}"), 7);
     assert_int_equal(prom_u64(text, "ringcast_connections_accepted_total"), 30);
-    assert_int_equal(prom_u64(text, "ringcast_handshakes_failed_total{reason=\"any\"}"), 3);
+    /* Every reason has a sample, zeros included, and they sum to the total. */
+    static const char *const reasons[] = {"bad_request",   "forbidden",    "not_found",
+                                          "not_websocket", "per_ip_limit", "unavailable",
+                                          "timeout",       "tls",          "other"};
+    uint64_t failed = 0;
+    for (size_t r = 0; r < sizeof(reasons) / sizeof(reasons[0]); r++) {
+        char sample[96];
+        snprintf(sample, sizeof(sample), "ringcast_handshakes_failed_total{reason=\"%s\"}",
+                 reasons[r]);
+        failed += prom_u64(text, sample);
+    }
+    assert_int_equal(failed, 3);
+    assert_int_equal(prom_u64(text, "ringcast_handshakes_failed_total{reason=\"not_found\"}"), 2);
+    assert_int_equal(prom_u64(text, "ringcast_handshakes_failed_total{reason=\"timeout\"}"), 1);
     assert_int_equal(prom_u64(text, "ringcast_messages_received_total"), 300);
     assert_int_equal(prom_u64(text, "ringcast_messages_delivered_total"), 1500);
     assert_int_equal(prom_u64(text, "ringcast_bytes_received_total"), 11000);
@@ -418,7 +434,7 @@ static void prometheus_one_line_per_shard(void **state)
         assert_int_equal(prom_u64(text, sample), 1000 + i);
     }
     assert_int_equal(prom_u64(text, "ringcast_connections_accepted_total"), SHARDS_MAX);
-    assert_int_equal(prom_check_format(text), SHARDS_MAX + 36);
+    assert_int_equal(prom_check_format(text), SHARDS_MAX + 44);
     free(text);
 }
 
@@ -506,6 +522,11 @@ static void json_parses_and_sums(void **state)
     assert_true(jnum(root, "cpu_seconds") >= 0);
     assert_true(jnum(root, "upgrades") == 26);
     assert_true(jnum(root, "closes") == 16);
+    json_t *why = json_object_get(root, "handshakes_failed_by_reason");
+    assert_true(json_is_object(why));
+    assert_int_equal(json_object_size(why), HS_FAIL_NR);
+    assert_true(jnum(why, "not_found") == 2 && jnum(why, "timeout") == 1);
+    assert_true(jnum(why, "bad_request") == 0 && jnum(why, "tls") == 0);
     json_decref(root);
     free(text);
 }

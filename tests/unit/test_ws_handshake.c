@@ -86,7 +86,7 @@ struct req_row {
     enum ws_upgrade_check check;
     /* Expected fields on success; NULL means absent (len 0). */
     const char *path, *query, *host, *origin, *key, *protocol;
-    const char *accept_encoding, *if_none_match;
+    const char *accept_encoding, *if_none_match, *accept;
     const char *api_key;
     int version;
     uint64_t content_length;
@@ -141,6 +141,7 @@ static const struct req_row valid_rows[] = {
         .host = "chat.example:8443",
         .origin = "https://chat.example:8443",
         .key = "x3JJHMbDL1EzLkh9GBhXDw==",
+        .accept = "*/*",
         .version = 13,
     },
     {
@@ -245,13 +246,15 @@ static const struct req_row valid_rows[] = {
         .check = WS_UPGRADE_NOT_WEBSOCKET,
         .path = "/healthz",
         .host = "localhost",
+        .accept = "*/*",
         .version = -1,
     },
     {
-        .name = "browser GET of a page it has cached, Accept-Encoding and If-None-Match repeated",
+        .name = "browser GET of a cached page, Accept, Accept-Encoding, If-None-Match repeated",
         .text = "GET /ops HTTP/1.1\r\nHost: 127.0.0.1:8080\r\n"
                 "Accept: text/html,application/xhtml+xml\r\n"
                 "Accept-Encoding: gzip, deflate, br, zstd\r\n"
+                "Accept: */*\r\n"
                 "Accept-Encoding: identity\r\n"
                 "If-None-Match: \"a1b2\", W/\"c,3\"\r\n"
                 "If-None-Match: \"ignored\"\r\n\r\n",
@@ -260,6 +263,7 @@ static const struct req_row valid_rows[] = {
         .host = "127.0.0.1:8080",
         .accept_encoding = "gzip, deflate, br, zstd",
         .if_none_match = "\"a1b2\", W/\"c,3\"",
+        .accept = "text/html,application/xhtml+xml",
         .version = -1,
     },
     {
@@ -568,6 +572,7 @@ static void check_fields(const struct req_row *r, const struct http_request *req
     check_str(r->name, "accept_encoding", &req->accept_encoding, r->accept_encoding, buf, len);
     check_str(r->name, "if_none_match", &req->if_none_match, r->if_none_match, buf, len);
     check_str(r->name, "api_key", &req->api_key, r->api_key, buf, len);
+    check_str(r->name, "accept", &req->accept, r->accept, buf, len);
     if (req->ws_version != r->version)
         fail_msg("%s: version %d, expected %d", r->name, req->ws_version, r->version);
     if (req->content_length != r->content_length)
@@ -988,6 +993,38 @@ static void test_accepts_coding(void **state)
     assert_false(http_accepts_coding((struct http_str){NULL, 0}, "gzip"));
 }
 
+static void test_accepts_type(void **state)
+{
+    static const struct {
+        const char *list;
+        bool want;
+    } rows[] = {
+        /* Chromium's and Firefox's for a page, then what tools send. */
+        {"text/html,application/xhtml+xml,application/xml;q=0.9,image/avif,image/webp,"
+         "image/apng,*/*;q=0.8",
+         true},
+        {"text/html,application/xhtml+xml,application/xml;q=0.9,*/*;q=0.8", true},
+        {"*/*", false},
+        {"text/*", false},
+        {"TEXT/HTML", true},
+        {"text/html;q=0", false},
+        {"text/html ; level=1 ; q=0.5", true},
+        {"text/htmlx, xtext/html", false},
+        {"application/json, text/plain", false},
+        {" , ,text/html,", true},
+        {"", false},
+    };
+
+    (void)state;
+    for (size_t i = 0; i < sizeof(rows) / sizeof(rows[0]); i++) {
+        struct http_str l = {rows[i].list, strlen(rows[i].list)};
+
+        if (http_accepts_type(l, "text/html") != rows[i].want)
+            fail_msg("Accept \"%s\": expected %d", rows[i].list, rows[i].want);
+    }
+    assert_false(http_accepts_type((struct http_str){NULL, 0}, "text/html"));
+}
+
 static void test_etag_match(void **state)
 {
     static const struct {
@@ -1084,17 +1121,12 @@ static void test_reasons(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_valid_requests),
-        cmocka_unit_test(test_malformed_requests),
-        cmocka_unit_test(test_limits),
-        cmocka_unit_test(test_early_errors),
-        cmocka_unit_test(test_accept_key),
-        cmocka_unit_test(test_response_101),
-        cmocka_unit_test(test_room_names),
-        cmocka_unit_test(test_query_get),
-        cmocka_unit_test(test_accepts_coding),
-        cmocka_unit_test(test_etag_match),
-        cmocka_unit_test(test_response_round_trip),
+        cmocka_unit_test(test_valid_requests), cmocka_unit_test(test_malformed_requests),
+        cmocka_unit_test(test_limits),         cmocka_unit_test(test_early_errors),
+        cmocka_unit_test(test_accept_key),     cmocka_unit_test(test_response_101),
+        cmocka_unit_test(test_room_names),     cmocka_unit_test(test_query_get),
+        cmocka_unit_test(test_accepts_coding), cmocka_unit_test(test_accepts_type),
+        cmocka_unit_test(test_etag_match),     cmocka_unit_test(test_response_round_trip),
         cmocka_unit_test(test_reasons),
     };
 
