@@ -954,6 +954,8 @@ struct msg *proto_pub_frame(const struct msg *m, uint32_t *pub_off, uint32_t *pu
     if (proto_encode_pub_push(&b, channel, &pub, &at) < 0)
         goto done;
     out = msg_frame(WS_OP_TEXT, (const uint8_t *)b.p, b.len, NULL, 0);
+    if (out)
+        out->t_recv_ns = m->t_recv_ns; /* its deliveries count in the publish latency too */
     if (out && pub_off) {
         /* The frame's header comes before the payload. */
         *pub_off = (uint32_t)(out->len - b.len + (size_t)(at.p - b.p));
