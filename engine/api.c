@@ -76,15 +76,17 @@ static void answer_result(struct shard *s, struct conn *c, const struct http_req
 }
 
 /*
- * The result of one publish. Centrifugo gives `offset` and `epoch` when the channel keeps
- * history; here the offset is assigned on the room's home shard, after this answer, and
- * room_publish_by_name does not report it back yet, so the result is `{}` (which Centrifugo
- * also sends for channels without history). This is the one place to add them.
+ * The result of one publish of a broadcast: `{}`. A single publish asks the room's home, which
+ * gives the offset, and answers with `offset` and `epoch` as Centrifugo does (api_publish); a
+ * broadcast answers once every publication is on its way, as Centrifugo's broadcast without
+ * history positions does.
  */
 static void put_publish_result(struct proto_buf *b)
 {
     proto_buf_put(b, "{}", 2);
 }
+
+static void on_room_answer(struct shard *s, struct conn *c, const struct room_ask *a);
 
 /* ---- publish, broadcast ------------------------------------------------------------------- */
 
@@ -93,18 +95,23 @@ static int publish(struct shard *s, struct proto_str ch, struct proto_str data)
     return room_publish_by_name(s, ch.p, ch.len, WS_OP_TEXT, (const uint8_t *)data.p, data.len);
 }
 
+/* publish: the room's home publishes it and answers with its `offset` and `epoch` (`{}` when
+ * rooms keep no history), so a backend can tell clients where the stream stands. */
 static void api_publish(struct shard *s, struct conn *c, const struct http_request *req,
                         const struct api_req *r)
 {
-    if (publish(s, r->channel, r->data) < 0) {
+    struct room_ask *a =
+        room_ask_publish(s, c, r->channel.p, r->channel.len, WS_OP_TEXT,
+                         (const uint8_t *)r->data.p, r->data.len, NULL, 0, on_room_answer);
+    if (!a) {
         answer_error(s, c, req, 0, 100);
         return;
     }
-    struct proto_buf b = {0};
-    proto_buf_put(&b, "{\"result\":", 10);
-    put_publish_result(&b);
-    proto_buf_put(&b, "}", 1);
-    send_json(s, c, req, 0, &b);
+    uint32_t ticket = http_defer(s, c, req);
+    a->cookie = ticket;
+    /* The answer may come before room_ask returns (this shard is the home). */
+    if (room_ask(s, a) < 0)
+        answer_error(s, c, NULL, ticket, 100);
 }
 
 /* Each channel on its own, as Centrifugo's broadcast: one response per channel, in order. */

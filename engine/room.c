@@ -585,9 +585,55 @@ struct room_ask *room_ask_create(struct shard *s, struct conn *c, uint32_t q, co
 
 void room_ask_free(struct room_ask *a)
 {
+    if (a->msg)
+        msg_unref(a->msg);
     proto_buf_fini(&a->result);
     proto_buf_fini(&a->_users);
     free(a);
+}
+
+struct room_ask *room_ask_publish(struct shard *s, struct conn *c, const char *name, size_t len,
+                                  uint8_t opcode, const uint8_t *p, size_t plen, const char *info,
+                                  size_t info_len, room_answer_cb cb)
+{
+    if (info_len > UINT16_MAX)
+        return NULL;
+    struct room_ask *a = room_ask_create(s, c, ROOM_Q_PUBLISH, name, len, cb);
+    if (!a)
+        return NULL;
+    a->msg = msg_frame_info(opcode, p, plen, name, len, info, info_len);
+    if (!a->msg) {
+        room_ask_free(a);
+        return NULL;
+    }
+    a->msg->room_hash = a->hash;
+    a->msg->t_recv_ns = s->now_ns;
+    return a;
+}
+
+/* At home: publishes the ask's message and answers with its position. */
+static void answer_publish(struct shard *s, struct room *r, struct room_ask *a)
+{
+    struct msg *m = a->msg;
+    a->msg = NULL;
+    if (!r) {
+        msg_unref(m); /* no member anywhere, nothing to keep */
+        proto_buf_put(&a->result, "{}", 2);
+        return;
+    }
+    /* The position is read before the fan-out, which may free a room that keeps nothing. */
+    struct room_stream *st = s->eng->cfg->history_size ? stream_of(s, r) : NULL;
+    if (st) {
+        char head[48];
+        int n = snprintf(head, sizeof(head), "{\"offset\":%llu,\"epoch\":",
+                         (unsigned long long)history_next_offset(&st->h));
+        proto_buf_put(&a->result, head, (size_t)n);
+        proto_buf_jstr(&a->result, st->h.epoch, st->h.epoch_len);
+        proto_buf_put(&a->result, "}", 1);
+    } else {
+        proto_buf_put(&a->result, "{}", 2);
+    }
+    fanout_home(s, r, m);
 }
 
 /* One kept publication as a Publication object. */
@@ -762,6 +808,12 @@ static void answer(struct shard *s, struct room_ask *a)
             presence_part(r, a);
             a->_todo = r->proto_mask & ~(1ull << s->id);
         }
+        return;
+    case ROOM_Q_PUBLISH:
+        /* As route_publish: a room without members still keeps the publication's history. */
+        if (!r && s->eng->cfg->history_size)
+            r = room_get(s, a->hash, a->name, a->name_len);
+        answer_publish(s, r, a);
         return;
     case ROOM_Q_HISTORY:
     case ROOM_Q_SUBSCRIBE:

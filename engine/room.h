@@ -146,6 +146,9 @@ enum room_question {
     ROOM_Q_SUBSCRIBE,      /* in: hist.has_since (recover), since_offset, since_epoch; answer:
                               epoch, top, recovery and, when recovered, result: the missed
                               Publication objects, comma-separated, oldest first */
+    ROOM_Q_PUBLISH,        /* in: msg, published by the home as room_publish_info would;
+                              result: {"offset":N,"epoch":"…"} of the publication, {} when
+                              the room keeps no history (--history-size 0) */
 };
 
 struct room_ask;
@@ -168,6 +171,7 @@ struct room_ask {
     room_answer_cb on_answer;
     room_client_info_fn client_info; /* ROOM_Q_PRESENCE and ROOM_Q_PRESENCE_STATS: required */
     uint64_t cookie;                 /* the asker's own */
+    struct msg *msg; /* ROOM_Q_PUBLISH in: the publication (one reference, the ask's) */
     /* ROOM_Q_HISTORY and ROOM_Q_SUBSCRIBE in */
     struct {
         int32_t limit; /* as struct history_query */
@@ -208,6 +212,13 @@ int room_ask(struct shard *s, struct room_ask *a);
 
 /* Frees an ask that was never sent. Cannot fail. */
 void room_ask_free(struct room_ask *a);
+
+/* A ROOM_Q_PUBLISH question for <c>: the text or binary message <p>/<len> of <opcode> to room
+ * <name>, with the publisher's ClientInfo JSON <info> (may be empty). Returns it (send it with
+ * room_ask) or NULL when out of memory. */
+struct room_ask *room_ask_publish(struct shard *s, struct conn *c, const char *name, size_t len,
+                                  uint8_t opcode, const uint8_t *p, size_t plen, const char *info,
+                                  size_t info_len, room_answer_cb cb);
 
 /* ---- for the shard loop and the engine -------------------------------------------------- */
 

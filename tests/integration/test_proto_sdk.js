@@ -26,6 +26,9 @@
 //   none: unsubscribed 103) and user-limited `dialog#alice,bob` channels;
 // - server-side subscriptions from the token's `channels` claim: the client's own
 //   `subscribed` and `publication` events;
+// - the server HTTP API (--api-key): publish reaches the SDK without info, send is the client's
+//   `message` event, presence and history list it, unsubscribe is `unsubscribed` 2000,
+//   disconnect 4501 is a terminal `disconnected` with that code and reason;
 // - both shards served some of the SDK clients (GET /stats).
 // Every SDK socket goes through a `ws` subclass that logs the frames both ways; a failed case
 // prints the last of them, and RINGCAST_SDK_TRACE=1 prints them all. Plain CommonJS; works on
@@ -238,7 +241,7 @@ function record(emitter, names) {
 }
 
 const CLIENT_EVENTS = ['connecting', 'connected', 'disconnected', 'error', 'subscribed',
-                       'subscribing', 'unsubscribed', 'publication', 'join', 'leave'];
+                       'subscribing', 'unsubscribed', 'publication', 'join', 'leave', 'message'];
 const SUB_EVENTS = ['subscribing', 'subscribed', 'unsubscribed', 'publication', 'join', 'leave',
                     'error'];
 
@@ -920,6 +923,85 @@ async function caseServerSideSubs(b, kit) {
   assert(s.ev.unsubscribed.length === 0, 'unsubscribed ' + JSON.stringify(s.ev.unsubscribed));
 }
 
+const API_KEY = 'sdk-api-key';
+
+// POST /api/<method> with the API key; resolves with the parsed JSON answer.
+function api(b, method, body) {
+  return withTimeout(new Promise((resolve, reject) => {
+    const data = JSON.stringify(body);
+    const req = http.request({
+      host: '127.0.0.1', port: b.port, path: '/api/' + method, method: 'POST',
+      headers: { 'X-API-Key': API_KEY, 'Content-Type': 'application/json',
+                 'Content-Length': Buffer.byteLength(data) },
+    }, (res) => {
+      let text = '';
+      res.setEncoding('utf8');
+      res.on('data', (d) => { text += d; });
+      res.on('end', () => {
+        try {
+          resolve({ status: res.statusCode, body: JSON.parse(text) });
+        } catch (e) {
+          reject(new Error('API ' + method + ': ' + res.statusCode + ' ' + text));
+        }
+      });
+    });
+    req.on('error', reject);
+    req.end(data);
+  }), 5000, 'API ' + method);
+}
+
+// The server HTTP API reaches SDK clients: publish (a publication without info), send (the
+// client's `message` event), presence and history of the channel, unsubscribe (the
+// subscription's `unsubscribed` with 2000), disconnect (the client's `disconnected` with the
+// code given, terminal in 4500-4999).
+async function caseServerApi(b, kit) {
+  const ann = kit.client('ann', { token: jwt({ sub: 'ann' }) });
+  const annId = (await kit.connected(ann)).client;
+  const sub = kit.sub(ann, 'sdk-api');
+  await kit.subscribed(sub);
+  // The membership reaches the home through a queue: publish until heard.
+  await withTimeout((async () => {
+    for (let k = 0; !sub.ev.publication.some((p) => isProbe(p.data)); k++) {
+      const r = await api(b, 'publish', { channel: 'sdk-api', data: { probe: k } });
+      assert(r.status === 200 && r.body.result !== undefined, 'publish ' + JSON.stringify(r));
+      await sleep(50);
+    }
+  })(), 10000, 'API probes');
+  await sleep(200);
+  sub.ev.publication = [];
+  await api(b, 'publish', { channel: 'sdk-api', data: { from: 'api' } });
+  await until(() => sub.ev.publication.length === 1, 5000, 'API publication');
+  const pub = sub.ev.publication[0];
+  assert(same(pub.data, { from: 'api' }) && pub.info === undefined, 'got ' + JSON.stringify(pub));
+
+  let r = await api(b, 'send', { user: 'ann', data: { hi: 1 } });
+  assert(r.status === 200 && r.body.result !== undefined, 'send ' + JSON.stringify(r));
+  await until(() => ann.ev.message.length === 1, 5000, 'message event');
+  assert(same(ann.ev.message[0].data, { hi: 1 }), 'message ' + JSON.stringify(ann.ev.message));
+
+  r = await api(b, 'presence', { channel: 'sdk-api' });
+  const pres = r.body.result.presence;
+  assert(pres[annId] && pres[annId].user === 'ann', 'presence ' + JSON.stringify(r.body));
+  r = await api(b, 'history', { channel: 'sdk-api', limit: 1, reverse: true });
+  const h = r.body.result;
+  assert(h.publications.length === 1 && same(h.publications[0].data, { from: 'api' }) &&
+         h.publications[0].offset === pub.offset, 'history ' + JSON.stringify(r.body));
+
+  r = await api(b, 'unsubscribe', { user: 'ann', channel: 'sdk-api' });
+  assert(r.status === 200, 'unsubscribe ' + JSON.stringify(r));
+  await until(() => sub.ev.unsubscribed.length === 1, 5000, 'unsubscribed event');
+  assert(sub.ev.unsubscribed[0].code === 2000, 'unsubscribed ' +
+         JSON.stringify(sub.ev.unsubscribed));
+
+  r = await api(b, 'disconnect', { user: 'ann', disconnect: { code: 4501, reason: 'bye' } });
+  assert(r.status === 200, 'disconnect ' + JSON.stringify(r));
+  await until(() => ann.ev.disconnected.length === 1, 5000, 'disconnected event');
+  const d = ann.ev.disconnected[0];
+  assert(d.code === 4501 && d.reason === 'bye', 'disconnected ' + JSON.stringify(d));
+  await sleep(300);
+  assert(ann.state === 'disconnected', 'state ' + ann.state);
+}
+
 // Every case above ran its clients on broker <b> with --shards 2: the upgrades per shard
 // (GET /stats) show that both shards served some of them.
 async function caseBothShards(b) {
@@ -952,7 +1034,8 @@ async function main() {
   await new Promise((resolve) => refuser.listen(0, '127.0.0.1', resolve));
   refuserPort = refuser.address().port;
 
-  const b = await brokerOr(r, ['--shards', '2', '--jwt-secret', SECRET, '--allow-anonymous']);
+  const b = await brokerOr(r, ['--shards', '2', '--jwt-secret', SECRET, '--allow-anonymous',
+                               '--api-key', API_KEY]);
   if (b) {
     await r.run('SDK: two clients and a raw member on one channel', casePublishSubscribe, b);
     // The expiry cases wait for timers of several seconds: they run side by side.
@@ -977,6 +1060,8 @@ async function main() {
                 traced(caseResubscribeUnderLoad), b);
     await r.run('SDK: $ channels with getToken, dialog#alice,bob', traced(casePrivateChannels), b);
     await r.run('SDK: server-side subscriptions from the token', traced(caseServerSideSubs), b);
+    await r.run('SDK: the server HTTP API publishes, sends, unsubscribes, disconnects',
+                traced(caseServerApi), b);
     await r.run('both shards served SDK clients', caseBothShards, b);
     await r.run('broker exits 0 on SIGTERM', caseBrokerExit, b);
     if (!b.exited) b.proc.kill('SIGKILL');
