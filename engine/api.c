@@ -101,8 +101,8 @@ static void api_publish(struct shard *s, struct conn *c, const struct http_reque
                         const struct api_req *r)
 {
     struct room_ask *a =
-        room_ask_publish(s, c, r->channel.p, r->channel.len, WS_OP_TEXT,
-                         (const uint8_t *)r->data.p, r->data.len, NULL, 0, on_room_answer);
+        room_ask_publish(s, c, r->channel.p, r->channel.len, WS_OP_TEXT, (const uint8_t *)r->data.p,
+                         r->data.len, NULL, 0, on_room_answer);
     if (!a) {
         answer_error(s, c, req, 0, 100);
         return;
