@@ -105,10 +105,13 @@ sh tools/gen-certs.sh "$certs" >/dev/null
 # ---------------------------------------------------------------------------------------------
 # A small send queue so that stalled readers are cut within seconds; pings every 5 s so that
 # a client that vanished after its upgrade is found (its kernel answers the ping with a reset);
-# a 2 s handshake timeout for those that vanished before it.
+# a 2 s handshake timeout for those that vanished before it. Rooms keep their publications for
+# --history-ttl after the last one: 10 s, so that the 30 s the soak allows the gauges to come
+# back also shows the history sweep freeing every room.
 "$ringcast" --listen 127.0.0.1:0 --tls-listen 127.0.0.1:0 \
     --tls-cert "$certs/ec.crt" --tls-key "$certs/ec.key" --shards "$shards" \
     --send-queue 256k --handshake-timeout 2 --ping-interval 5 --idle-timeout 30 \
+    --history-ttl 10 \
     >"$out/broker.log" 2>&1 </dev/null &
 broker_pid=$!
 port="" tls_port=""
