@@ -204,16 +204,17 @@ class Soak:
         reader = RawWS(self.a.port, room)
         pub = RawWS(self.a.port, room)
         got = [0]
+        done = threading.Event()  # set before we close the reader ourselves
 
         def read():
-            while not self.halt.is_set():
+            while not (self.halt.is_set() or done.is_set()):
                 try:
                     reader.recv_message(1.0)
                     got[0] += 1
                 except socket.timeout:
                     continue
                 except Exception as e:  # noqa: BLE001
-                    if not self.halt.is_set():
+                    if not (self.halt.is_set() or done.is_set()):
                         self.err("the firehose reader failed: %r" % e)
                     return
 
@@ -238,6 +239,9 @@ class Soak:
             seq += 1
         self.firehose_sent, self.firehose_got = seq, got
         rt.join(3)
+        # Still reading if the load has not halted yet: it must not take our own close (the
+        # broker's 1000 answering it) for a failure.
+        done.set()
         for w in (pub, reader):
             try:
                 w.close(1000)
