@@ -754,8 +754,11 @@ uint32_t conn_resume_due(struct shard *s)
     for (uint32_t i = 0; i < pl->nr;) {
         struct conn *c = &s->conns[pl->v[i].idx];
         bool same = c->gen == pl->v[i].gen;
+        /* A slot keeps its generation until it is reused: a FREE or RELEASING one with the
+         * same generation is the paused connection gone. */
+        bool live = same && (c->state == CONN_OPEN || c->state == CONN_CLOSING);
         int32_t left = (int32_t)(pl->v[i].until - now);
-        if (same && left > 0 && c->state <= CONN_CLOSING) {
+        if (live && left > 0) {
             if ((uint32_t)left < next)
                 next = (uint32_t)left;
             i++;
@@ -771,7 +774,8 @@ uint32_t conn_resume_due(struct shard *s)
         if (held && c->state == CONN_OPEN)
             conn_handler(c)->on_input(s, c, held->data, held->len);
         free(held);
-        if (c->state <= CONN_CLOSING && !(c->flags & (CF_RECV_ARMED | CF_PAUSED)))
+        if ((c->state == CONN_OPEN || c->state == CONN_CLOSING) &&
+            !(c->flags & (CF_RECV_ARMED | CF_PAUSED)))
             arm_recv(s, c);
         /* Paused again by its own input: its new entry is later in the list (and met there). */
     }
