@@ -2530,6 +2530,52 @@ static void cross_shard_backlog_pauses_publisher(void **state)
     check_no_rooms();
 }
 
+/* ROOM_Q_PUBLISH: the home publishes the ask's message like any other (its members on every
+ * shard get it) and answers with the offset it gave and the stream's epoch; with no history the
+ * answer is {}. */
+static void publish_question_answers_the_position(void **state)
+{
+    (void)state;
+    g_cfg.history_size = 10;
+    g_cfg.history_ttl = 60;
+    char name[32];
+    name_with_home(name, sizeof(name), 2);
+    struct conn *m = mkconn(1, 1, 1), *asker = mkconn(3, 3, 1);
+    join_with(0, m, name, SUB_PROTO);
+    settle();
+    publish_by_name(1, name, "1");
+    route_all();
+    settle();
+    struct room_ask *a = room_ask_publish(&g_shards[3], asker, name, strlen(name), WS_OP_TEXT,
+                                          (const uint8_t *)"2", 1, NULL, 0, on_answer);
+    assert_non_null(a);
+    assert_int_equal(room_ask(&g_shards[3], a), 0);
+    route_all();
+    assert_int_equal(g_nr_answers, 1);
+    assert_int_equal(g_answers[0].error, 0);
+    assert_memory_equal(g_answers[0].result, "{\"offset\":2,\"epoch\":\"", 21);
+    char want[128];
+    snprintf(want, sizeof(want),
+             "{\"push\":{\"channel\":\"%s\",\"pub\":{\"data\":2,\"offset\":2}}}", name);
+    assert_int_equal(nr_delivered_text(m, want), 1);
+    /* No history: {} and still delivered. */
+    g_cfg.history_size = 0;
+    settle();
+    a = room_ask_publish(&g_shards[3], asker, name, strlen(name), WS_OP_TEXT, (const uint8_t *)"3",
+                         1, NULL, 0, on_answer);
+    assert_int_equal(room_ask(&g_shards[3], a), 0);
+    route_all();
+    assert_int_equal(g_nr_answers, 2);
+    assert_string_equal(g_answers[1].result, "{}");
+    assert_int_equal(nr_delivered_to(m), 1);
+    settle();
+    leave(0, m);
+    settle();
+    g_shards[2].now += 61;
+    room_tick(&g_shards[2]);
+    check_no_rooms();
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -2583,6 +2629,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(home_tracks_protocol_member_shards, setup_4, teardown),
         cmocka_unit_test_setup_teardown(receivers_press_publishers, setup_4, teardown),
         cmocka_unit_test_setup_teardown(cross_shard_backlog_pauses_publisher, setup_4, teardown),
+        cmocka_unit_test_setup_teardown(publish_question_answers_the_position, setup_4, teardown),
     };
     return cmocka_run_group_tests_name("room", tests, NULL, NULL);
 }
