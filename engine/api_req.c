@@ -42,37 +42,16 @@ enum api_method api_method_find(const char *name, size_t len)
 
 /* ---- fields ------------------------------------------------------------------------------- */
 
-static json_t *field(json_t *o, const char *name)
-{
-    json_t *v = json_object_get(o, name);
-    return json_is_null(v) ? NULL : v;
-}
-
-/* A string field; absent reads as {NULL, 0}. Returns 0 or E_BAD_REQUEST. Strings with NUL are
- * refused: no user id, channel or reason has one. */
+/* A string field (proto.h's reader); absent reads as {NULL, 0}. Returns 0 or E_BAD_REQUEST.
+ * Strings with NUL are refused: no user id, channel or reason has one. */
 static int get_str(json_t *o, const char *name, struct proto_str *out)
 {
-    json_t *v = field(o, name);
-    *out = (struct proto_str){0};
-    if (!v)
-        return 0;
-    if (!json_is_string(v))
-        return E_BAD_REQUEST;
-    out->p = json_string_value(v);
-    out->len = json_string_length(v);
-    return memchr(out->p, '\0', out->len) ? E_BAD_REQUEST : 0;
+    return proto_json_str(o, name, out) ? E_BAD_REQUEST : 0;
 }
 
 static int get_bool(json_t *o, const char *name, bool *out)
 {
-    json_t *v = field(o, name);
-    *out = false;
-    if (!v)
-        return 0;
-    if (!json_is_boolean(v))
-        return E_BAD_REQUEST;
-    *out = json_is_true(v);
-    return 0;
+    return proto_json_bool(o, name, out) ? E_BAD_REQUEST : 0;
 }
 
 /*
@@ -84,7 +63,7 @@ static int get_bool(json_t *o, const char *name, bool *out)
 static int get_int(json_t *o, struct json_raw txt, const char *name, int64_t min, uint64_t max,
                    uint64_t *out)
 {
-    json_t *v = field(o, name);
+    json_t *v = proto_json_field(o, name);
     *out = 0;
     if (!v)
         return 0;
@@ -133,7 +112,7 @@ static int need_data(json_t *o, struct json_raw body, struct proto_str *out)
 {
     struct json_raw r;
     *out = (struct proto_str){0};
-    if (!field(o, "data") || !json_raw_member(body.p, body.len, "data", 4, &r) || !r.len)
+    if (!proto_json_field(o, "data") || !json_raw_member(body.p, body.len, "data", 4, &r) || !r.len)
         return E_BAD_REQUEST;
     *out = (struct proto_str){.p = r.p, .len = r.len};
     return 0;
@@ -143,7 +122,7 @@ static int need_data(json_t *o, struct json_raw body, struct proto_str *out)
 
 static int decode_broadcast(json_t *o, struct json_raw body, struct api_req *r)
 {
-    json_t *chans = field(o, "channels");
+    json_t *chans = proto_json_field(o, "channels");
     if (!json_is_array(chans) || json_array_size(chans) == 0)
         return E_BAD_REQUEST;
     int e = need_data(o, body, &r->data);
@@ -176,7 +155,7 @@ static int decode_disconnect(json_t *o, struct json_raw body, struct api_req *r)
         return e;
     r->code = API_DISCONNECT_CODE;
     r->reason = (struct proto_str){API_DISCONNECT_REASON, strlen(API_DISCONNECT_REASON)};
-    json_t *d = field(o, "disconnect");
+    json_t *d = proto_json_field(o, "disconnect");
     struct json_raw txt;
     if (!d)
         return 0;
@@ -203,7 +182,7 @@ static int decode_history(json_t *o, struct json_raw body, struct api_req *r)
         (e = get_bool(o, "reverse", &r->reverse)))
         return e;
     r->limit = (int32_t)(int64_t)limit;
-    json_t *since = field(o, "since");
+    json_t *since = proto_json_field(o, "since");
     struct json_raw txt;
     if (!since)
         return 0;

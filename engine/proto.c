@@ -39,16 +39,15 @@ static const char *const method_names[] = {
 };
 #define NR_METHODS (sizeof(method_names) / sizeof(method_names[0]))
 
-static json_t *field(json_t *o, const char *name)
+json_t *proto_json_field(json_t *o, const char *name)
 {
     json_t *v = json_object_get(o, name);
     return json_is_null(v) ? NULL : v;
 }
 
-/* A string field without NUL; absent reads as {NULL, 0}. */
-static int get_str(json_t *o, const char *name, struct proto_str *out)
+int proto_json_str(json_t *o, const char *name, struct proto_str *out)
 {
-    json_t *v = field(o, name);
+    json_t *v = proto_json_field(o, name);
     *out = (struct proto_str){0};
     if (!v)
         return 0;
@@ -59,9 +58,9 @@ static int get_str(json_t *o, const char *name, struct proto_str *out)
     return memchr(out->p, '\0', out->len) ? -EPROTO : 0;
 }
 
-static int get_bool(json_t *o, const char *name, bool *out)
+int proto_json_bool(json_t *o, const char *name, bool *out)
 {
-    json_t *v = field(o, name);
+    json_t *v = proto_json_field(o, name);
     *out = false;
     if (!v)
         return 0;
@@ -80,7 +79,7 @@ static int get_bool(json_t *o, const char *name, bool *out)
 static int get_int(json_t *o, struct json_raw txt, const char *name, int64_t min, uint64_t max,
                    int64_t *is, uint64_t *us)
 {
-    json_t *v = field(o, name);
+    json_t *v = proto_json_field(o, name);
     *is = 0;
     *us = 0;
     if (!v)
@@ -139,7 +138,7 @@ static bool has_channel(enum proto_method m)
 
 static int decode_connect_subs(json_t *o, struct json_raw params, struct proto_cmd *c)
 {
-    json_t *subs = field(o, "subs");
+    json_t *subs = proto_json_field(o, "subs");
     struct json_raw txt, ent;
     if (!subs)
         return 0;
@@ -160,8 +159,8 @@ static int decode_connect_subs(json_t *o, struct json_raw params, struct proto_c
         if (s->channel.len == 0 || !json_is_object(v) ||
             !json_raw_member(txt.p, txt.len, name, s->channel.len, &ent))
             return -EPROTO;
-        if (get_bool(v, "recover", &s->recover) < 0 || get_u64(v, ent, "offset", &s->offset) < 0 ||
-            get_str(v, "epoch", &s->epoch) < 0)
+        if (proto_json_bool(v, "recover", &s->recover) < 0 ||
+            get_u64(v, ent, "offset", &s->offset) < 0 || proto_json_str(v, "epoch", &s->epoch) < 0)
             return -EPROTO;
     }
     return 0;
@@ -173,17 +172,17 @@ static int decode_history(json_t *o, struct json_raw params, struct proto_cmd *c
     uint64_t unused;
     struct json_raw txt;
     if (get_int(o, params, "limit", INT32_MIN, INT32_MAX, &limit, &unused) < 0 ||
-        get_bool(o, "reverse", &c->reverse) < 0)
+        proto_json_bool(o, "reverse", &c->reverse) < 0)
         return -EPROTO;
     c->limit = (int32_t)limit;
-    json_t *since = field(o, "since");
+    json_t *since = proto_json_field(o, "since");
     if (!since)
         return 0;
     if (!json_is_object(since) || !json_raw_member(params.p, params.len, "since", 5, &txt))
         return -EPROTO;
     c->has_since = true;
     if (get_u64(since, txt, "offset", &c->since_offset) < 0 ||
-        get_str(since, "epoch", &c->since_epoch) < 0)
+        proto_json_str(since, "epoch", &c->since_epoch) < 0)
         return -EPROTO;
     return 0;
 }
@@ -194,20 +193,22 @@ static int decode_params(enum proto_method m, json_t *o, struct json_raw params,
 {
     int64_t flag;
     uint64_t unused;
-    if (get_str(o, "channel", &c->channel) < 0 || get_str(o, "token", &c->token) < 0)
+    if (proto_json_str(o, "channel", &c->channel) < 0 || proto_json_str(o, "token", &c->token) < 0)
         return -EPROTO;
     get_raw(params, o, "data", &c->data);
     switch (m) {
     case PROTO_CONNECT:
-        if (get_str(o, "name", &c->name) < 0 || get_str(o, "version", &c->version) < 0)
+        if (proto_json_str(o, "name", &c->name) < 0 ||
+            proto_json_str(o, "version", &c->version) < 0)
             return -EPROTO;
         return decode_connect_subs(o, params, c);
     case PROTO_SUBSCRIBE:
-        if (get_bool(o, "recover", &c->recover) < 0 ||
-            get_u64(o, params, "offset", &c->offset) < 0 || get_str(o, "epoch", &c->epoch) < 0 ||
-            get_bool(o, "positioned", &c->positioned) < 0 ||
-            get_bool(o, "recoverable", &c->recoverable) < 0 ||
-            get_bool(o, "join_leave", &c->join_leave) < 0 ||
+        if (proto_json_bool(o, "recover", &c->recover) < 0 ||
+            get_u64(o, params, "offset", &c->offset) < 0 ||
+            proto_json_str(o, "epoch", &c->epoch) < 0 ||
+            proto_json_bool(o, "positioned", &c->positioned) < 0 ||
+            proto_json_bool(o, "recoverable", &c->recoverable) < 0 ||
+            proto_json_bool(o, "join_leave", &c->join_leave) < 0 ||
             get_int(o, params, "flag", INT64_MIN, INT64_MAX, &flag, &unused) < 0)
             return -EPROTO;
         c->flag = flag;
@@ -215,7 +216,7 @@ static int decode_params(enum proto_method m, json_t *o, struct json_raw params,
     case PROTO_HISTORY:
         return decode_history(o, params, c);
     case PROTO_RPC:
-        return get_str(o, "method", &c->rpc_method);
+        return proto_json_str(o, "method", &c->rpc_method);
     case PROTO_REFRESH:
     case PROTO_SUB_REFRESH:
         return c->token.len ? 0 : -EPROTO;
@@ -238,7 +239,7 @@ static int decode(const char *line, size_t len, struct proto_cmd *c)
     c->id = (uint32_t)id;
     json_t *params = NULL;
     for (size_t m = 1; m < NR_METHODS; m++) {
-        json_t *v = field(root, method_names[m]);
+        json_t *v = proto_json_field(root, method_names[m]);
         if (!v)
             continue;
         if (params || !json_is_object(v))

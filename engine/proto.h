@@ -104,6 +104,14 @@ struct proto_cmd {
     json_t *_root;
 };
 
+/* Field readers for a decoded JSON object <o>, shared with the server API's request decoder.
+ * proto_json_field: member <name>, NULL when absent or null. proto_json_str: a string member
+ * without NUL, borrowed from <o> ({NULL, 0} when absent). proto_json_bool: a boolean member
+ * (false when absent). Both return 0, or -EPROTO for a member of the wrong type. */
+json_t *proto_json_field(json_t *o, const char *name);
+int proto_json_str(json_t *o, const char *name, struct proto_str *out);
+int proto_json_bool(json_t *o, const char *name, bool *out);
+
 /* Releases what proto_read() gave in <cmd> and zeroes it; a zeroed cmd is fine. Cannot fail. */
 void proto_cmd_fini(struct proto_cmd *cmd);
 
